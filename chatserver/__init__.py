@@ -1,0 +1,1 @@
+"""Hearth: real-time anonymous peer-support chat. See docs/architecture.md."""

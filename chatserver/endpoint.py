@@ -1,0 +1,139 @@
+"""The ``/ws`` endpoint: origin check, hello, then one frame at a time.
+
+Order for a connection: refuse a foreign ``Origin`` before the upgrade (403);
+accept with the chosen subprotocol; wait ``hello_timeout_s`` for ``hello``
+(4408), validate it (4400) and its token (4401); then read frames until the
+socket closes, answering every bad frame with an ``error`` and keeping the
+connection. An unexpected failure closes with 1011 and reveals nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from starlette.websockets import WebSocket
+
+from . import metrics, protocol, tokens
+from .connection import Connection, Limits
+from .protocol import CloseCode, FrameError, HelloError
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("hearth.endpoint")
+
+
+def choose_subprotocol(offered: list[str]) -> str | None:
+    for name in (protocol.SUBPROTOCOL_MSGPACK, protocol.SUBPROTOCOL_JSON):
+        if name in offered:
+            return name
+    return None
+
+
+async def serve(ws: WebSocket) -> None:
+    node: Node = ws.app.state.node
+    origin = ws.headers.get("origin")
+    if origin is not None and origin.rstrip("/") not in ws.app.state.origins:
+        metrics.CLOSES.labels("403").inc()
+        await ws.close(code=1008)  # before accept: the server answers HTTP 403
+        return
+    subprotocol = choose_subprotocol(ws.scope.get("subprotocols", []))
+    await ws.accept(subprotocol=subprotocol)
+    conn = Connection(ws, msgpack_binary=subprotocol == protocol.SUBPROTOCOL_MSGPACK,
+                      outbox=node.settings.outbox)
+    conn.start()
+    seat = None
+    try:
+        seat = await _hello(ws, node, conn)
+        if seat is not None:
+            await _read(ws, node, conn, seat)
+    except Exception:
+        # Don't include exception details, which may hold message text.
+        log.error("unexpected failure on a connection", exc_info=False)
+        metrics.CLOSES.labels("1011").inc()
+        conn.close(CloseCode.INTERNAL)
+    finally:
+        if seat is not None:
+            node.detach(seat, conn, conn.peer_close_code)
+        await conn.finish()
+
+
+async def _close(conn: Connection, code: CloseCode) -> None:
+    metrics.CLOSES.labels(str(int(code))).inc()
+    conn.close(code)
+
+
+async def _hello(ws: WebSocket, node: Node, conn: Connection):  # type: ignore[no-untyped-def]
+    settings = node.settings
+    try:
+        message = await asyncio.wait_for(ws.receive(), settings.hello_timeout_s)
+    except TimeoutError:
+        await _close(conn, CloseCode.HELLO_TIMEOUT)
+        return None
+    if message["type"] == "websocket.disconnect":
+        conn.closed = conn.gone = True
+        return None
+    metrics.FRAMES.labels("hello").inc()
+    try:
+        payload = message.get("text")
+        if payload is None:
+            payload = message.get("bytes") or b""
+        obj = protocol.decode(payload, msgpack_binary=conn.msgpack_binary)
+        hello = protocol.parse_hello(obj)
+    except FrameError:
+        await _close(conn, CloseCode.BAD_HELLO)
+        return None
+    except HelloError as exc:
+        await _close(conn, exc.close_code)
+        return None
+    name = None
+    if hello.role in ("listener", "moderator"):
+        assert hello.token is not None
+        try:
+            name = tokens.verify(settings.secret, hello.token, hello.role)
+        except tokens.TokenError:
+            await _close(conn, CloseCode.UNAUTHORIZED)
+            return None
+        if hello.name:
+            name = hello.name
+    client = ws.client.host if ws.client else None
+    seat = node.attach(hello, name, conn, node.origin_key(client))
+    if seat is None:
+        await _close(conn, CloseCode.UNAUTHORIZED)
+    return seat
+
+
+async def _read(ws: WebSocket, node: Node, conn: Connection, seat) -> None:  # type: ignore[no-untyped-def]
+    limits = Limits(*node.settings.rate)
+    receive = ws.receive
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            conn.peer_close_code = message.get("code")
+            conn.closed = conn.gone = True
+            return
+        if conn.closed:
+            continue  # closing: drain what the client still sends
+        started = time.perf_counter()
+        kind = "other"
+        try:
+            payload = message.get("text")
+            if payload is None:
+                payload = message.get("bytes") or b""
+            obj = protocol.decode(payload, msgpack_binary=conn.msgpack_binary)
+            kind = obj["type"]
+            metrics.FRAMES.labels(metrics.frame_type_label(kind)).inc()
+            limits.check(kind, started)
+            frame = protocol.parse_frame(obj, seat.role)  # type: ignore[arg-type]
+            await node.handle(seat, frame)
+        except FrameError as exc:
+            metrics.ERRORS.labels(str(exc.code)).inc()
+            if exc.ref is None and isinstance(kind, str) and kind in metrics.KNOWN_TYPES:
+                exc.ref = kind
+            conn.send(exc.frame())
+            if exc.code == protocol.ErrorCode.RATE_LIMITED and limits.strike(started):
+                await _close(conn, CloseCode.FLOODING)
+        metrics.HANDLE_SECONDS.observe(time.perf_counter() - started)

@@ -1,0 +1,649 @@
+"""The node: seats on this process, their rooms, and the matcher, tied together.
+
+Connections call, in order: :meth:`Node.attach` after a valid ``hello``
+(returns the seat), :meth:`Node.handle` for each later frame, and
+:meth:`Node.detach` when the socket is gone. Everything a person sees is
+pushed through :meth:`Node.send`, which never awaits the network.
+
+What happens to a seat is decided here; who waits and who is paired is the
+matcher's; how frames look is :mod:`protocol`'s; what a room holds is
+:mod:`rooms`'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from matching import HELD_FOREVER, Listener, Match, Matcher, MatchingError, Ticket
+
+from . import contact, metrics, protocol, resources, risk
+from .aliases import random_alias
+from .config import Settings
+from .connection import Connection
+from .protocol import CloseCode, ErrorCode, FrameError, Outgoing
+from .rooms import Member, Room
+from .seats import Seat, SeatRegistry
+
+log = logging.getLogger("hearth.node")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Node:
+    def __init__(self, settings: Settings, matcher: Matcher) -> None:
+        self.settings = settings
+        self.matcher = matcher
+        self.seats = SeatRegistry()
+        self.rooms: dict[str, Room] = {}
+        self.moderators: set[str] = set()
+        self._blocked: dict[str, float] = {}  # origin key -> until (wall)
+        self._salt = (secrets.token_bytes(32), int(time.time() // 86400))
+        self._refresh_pending = False
+        self._rooms_pending = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self.handlers: dict[type, Callable[[Seat, Any], Awaitable[None]]] = {
+            protocol.Request: self._request,
+            protocol.Cancel: self._cancel,
+            protocol.Shift: self._shift,
+            protocol.Message: self._message,
+            protocol.Typing: self._typing,
+            protocol.Leave: self._leave,
+            protocol.Escalate: self._escalate,
+            protocol.Rooms: self._rooms_frame,
+            protocol.Watch: self._watch,
+            protocol.Join: self._join,
+            protocol.Close: self._close,
+            protocol.Whisper: self._whisper,
+        }
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.matcher.start(self._queue_changed)
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        await self.matcher.close()
+
+    async def before_shutdown(self) -> None:
+        """Tell everyone in a room that it ends, then let the outboxes drain.
+
+        Called before the server closes every connection with 1012. In the
+        embedded mode rooms cannot outlive the process, so they end with
+        ``shutdown``.
+        """
+        for room in list(self.rooms.values()):
+            self._end_room(room, {}, default="shutdown", requeue=False, notify_matcher=False)
+        conns = [s.conn for s in self.seats.all() if s.conn is not None]
+        await asyncio.gather(*(c.drain(1.0) for c in conns))
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- seats -------------------------------------------------------------------
+
+    def origin_key(self, address: str | None) -> str:
+        """A keyed hash of the client address, salted in memory and rotated daily."""
+        day = int(time.time() // 86400)
+        if self._salt[1] != day:
+            self._salt = (secrets.token_bytes(32), day)
+            self._blocked.clear()
+        return hmac.new(self._salt[0], (address or "").encode(), hashlib.sha256).hexdigest()
+
+    def attach(self, hello: protocol.Hello, name: str | None, conn: Connection,
+               origin_key: str) -> Seat | None:
+        """Seat a new ``hello`` (or take back a resumed seat) and send ``welcome``.
+
+        Returns None when a resume token is spent or unknown (caller closes 4401).
+        """
+        if hello.resume is not None:
+            seat = self.seats.take(hello.resume)
+            if seat is None:
+                return None
+            self._resume(seat, conn, hello.since)
+            return seat
+        assert hello.role is not None
+        alias = name if name else random_alias()
+        seat = self.seats.create(hello.role, alias)
+        seat.conn = conn
+        seat.origin_key = origin_key
+        if seat.role == "moderator":
+            self.moderators.add(seat.id)
+        metrics.CONNECTED.labels(seat.role).inc()
+        conn.send(self._welcome(seat))
+        if seat.role == "moderator":
+            conn.send(self._rooms_list())
+        return seat
+
+    def _welcome(self, seat: Seat, rooms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        rate = self.settings.rate
+        frame: dict[str, Any] = {
+            "type": "welcome",
+            "role": seat.role,
+            "alias": seat.alias,
+            "resume": self.seats.issue_resume(seat),
+            "resume_s": int(self.settings.resume_s),
+            "limits": {
+                "text": protocol.TEXT_MAX,
+                "note": protocol.NOTE_MAX,
+                "rate": [rate[0], int(rate[1]) if rate[1] == int(rate[1]) else rate[1]],
+            },
+        }
+        if rooms is not None:
+            frame["rooms"] = rooms
+        return frame
+
+    def _resume(self, seat: Seat, conn: Connection, since: dict[str, int] | int) -> None:
+        old = seat.conn
+        seat.conn = conn
+        if seat.lost_timer is not None:
+            seat.lost_timer.cancel()
+            seat.lost_timer = None
+        if old is not None:
+            old.close(CloseCode.RESUMED_ELSEWHERE)
+        else:
+            metrics.CONNECTED.labels(seat.role).inc()
+        rooms = [self.rooms[r] for r in sorted(seat.rooms) if r in self.rooms]
+        conn.send(self._welcome(seat, [self._matched(r, seat) for r in rooms]))
+        for room in rooms:
+            after = since.get(room.id, 0) if isinstance(since, dict) else since
+            for frame in room.since(after):
+                conn.send(frame)
+            if old is None:
+                self._presence(room, seat, "back")
+        if seat.role == "moderator":
+            conn.send(self._rooms_list())
+        seat.last_place = None
+        seat.last_shift = None
+        if seat.role == "listener" and seat.status == "available":
+            self.spawn(self._push_shift(seat))
+        self._queue_changed()
+
+    def detach(self, seat: Seat, conn: Connection, code: int | None) -> None:
+        """The socket is gone. A goodbye (1000) ends the seat; anything else keeps
+        it for ``resume_s`` seconds."""
+        if seat.conn is not conn:
+            return  # resumed elsewhere already
+        seat.conn = None
+        metrics.CONNECTED.labels(seat.role).dec()
+        if code == CloseCode.GOODBYE or conn.close_code == CloseCode.REMOVED:
+            self.spawn(self._end_seat(seat, "peer_left"))
+            return
+        for room_id in seat.rooms:
+            room = self.rooms.get(room_id)
+            if room is not None:
+                self._presence(room, seat, "away")
+        if seat.role == "listener" and seat.status == "available":
+            self.spawn(self._matcher_shift(seat, status="away"))
+        loop = asyncio.get_running_loop()
+        seat.lost_timer = loop.call_later(
+            self.settings.resume_s, lambda: self.spawn(self._end_seat(seat, "peer_lost"))
+        )
+
+    async def _end_seat(self, seat: Seat, reason: str) -> None:
+        """The seat is gone for good: its rooms end for the others with ``reason``."""
+        if self.seats.get(seat.id) is None:
+            return
+        self.seats.remove(seat)
+        self.moderators.discard(seat.id)
+        for room_id in list(seat.rooms):
+            room = self.rooms.get(room_id)
+            if room is None:
+                continue
+            member = room.member(seat.id)
+            if member is not None and member.mode != "member":
+                self._leave_as_moderator(room, seat, member)
+            else:
+                self._end_room(room, {seat.id: None}, default=reason,
+                               requeue=seat.role == "listener")
+        try:
+            if seat.waiting:
+                seat.waiting = False
+                await self.matcher.cancel(seat.id)
+            if seat.role == "listener":
+                await self.matcher.drop_listener(seat.id)
+        except MatchingError:
+            log.warning("matcher unreachable while ending a seat")
+
+    # -- dispatch ----------------------------------------------------------------
+
+    async def handle(self, seat: Seat, frame: protocol.Frame) -> None:
+        await self.handlers[type(frame)](seat, frame)
+
+    def send(self, seat_id: str, frame: dict[str, Any] | Outgoing) -> None:
+        seat = self.seats.get(seat_id)
+        if seat is not None and seat.conn is not None:
+            seat.conn.push(frame if isinstance(frame, Outgoing) else Outgoing(frame))
+
+    def broadcast(self, seat_ids: list[str] | set[str], frame: dict[str, Any]) -> None:
+        out = Outgoing(frame)
+        for seat_id in seat_ids:
+            self.send(seat_id, out)
+
+    def _room_of(self, seat: Seat, room_id: str) -> tuple[Room, Member]:
+        room = self.rooms.get(room_id)
+        member = room.member(seat.id) if room is not None else None
+        if room is None or member is None:
+            raise FrameError(ErrorCode.NOT_IN_ROOM, "You are not in that room.")
+        return room, member
+
+    # -- seekers -----------------------------------------------------------------
+
+    async def _request(self, seat: Seat, frame: protocol.Request) -> None:
+        if seat.waiting or seat.rooms:
+            raise FrameError(ErrorCode.NOT_ALLOWED, "You are already waiting or talking.")
+        if self._blocked.get(seat.origin_key, 0) > time.time():
+            raise FrameError(ErrorCode.NOT_ALLOWED, "A moderator has paused new chats from here.")
+        level = risk.score(frame.note, frame.language) if frame.note else "normal"
+        note = frame.note
+        if note:
+            note, masked = contact.mask_contacts(note)
+        seat.topic, seat.language, seat.note = frame.topic, frame.language, note
+        seat.risk = risk.higher(seat.risk, level)
+        await self._enqueue(seat, head=False)
+        if seat.risk == "crisis":
+            self.send(seat.id, self._resources(seat))
+
+    async def _enqueue(self, seat: Seat, *, head: bool) -> None:
+        ticket = Ticket(seat.id, self.settings.node_id, seat.risk, seat.topic, seat.language,
+                        seat.note)
+        try:
+            matches = await self.matcher.request(ticket, head=head)
+        except MatchingError:
+            raise FrameError(ErrorCode.UNAVAILABLE, "Matching is unavailable; try again.") from None
+        seat.waiting = True
+        metrics.REQUESTS.labels(seat.risk).inc()
+        await self._send_place(seat, force=True)
+        self._open_rooms(matches)
+
+    async def _cancel(self, seat: Seat, frame: protocol.Cancel) -> None:
+        if not seat.waiting:
+            raise FrameError(ErrorCode.NOT_ALLOWED, "You are not waiting.")
+        try:
+            await self.matcher.cancel(seat.id)
+        except MatchingError:
+            raise FrameError(ErrorCode.UNAVAILABLE, "Matching is unavailable; try again.") from None
+        seat.waiting = False
+        self.send(seat.id, {"type": "cancelled"})
+
+    async def _send_place(self, seat: Seat, *, force: bool = False) -> None:
+        places = await self.matcher.places([seat.id])
+        place = places.get(seat.id)
+        if place is not None:
+            self._tell_place(seat, place, force)
+
+    def _tell_place(self, seat: Seat, place: Any, force: bool) -> None:
+        key = (place.position, place.waiting, place.on_shift)
+        if force or key != seat.last_place:
+            seat.last_place = key
+            self.send(seat.id, {"type": "queued", "position": place.position,
+                                "waiting": place.waiting, "estimate_s": place.estimate_s,
+                                "on_shift": place.on_shift})
+
+    def _resources(self, seat: Seat) -> dict[str, Any]:
+        return {"type": "resources", "items": resources.resources_for(seat.language)}
+
+    # -- listeners ---------------------------------------------------------------
+
+    async def _shift(self, seat: Seat, frame: protocol.Shift) -> None:
+        seat.status = frame.status
+        if frame.topics is not None:
+            seat.topics = frame.topics
+        if frame.languages is not None:
+            seat.languages = frame.languages
+        if frame.capacity is not None:
+            seat.capacity = frame.capacity
+        await self._matcher_shift(seat, status=frame.status)
+        seat.last_shift = None
+        await self._push_shift(seat)
+
+    async def _matcher_shift(self, seat: Seat, *, status: str) -> None:
+        listener = Listener(seat.id, self.settings.node_id, status, seat.topics, seat.languages,
+                            seat.capacity)
+        try:
+            matches = await self.matcher.set_shift(listener)
+        except MatchingError:
+            raise FrameError(ErrorCode.UNAVAILABLE, "Matching is unavailable; try again.") from None
+        self._open_rooms(matches)
+
+    def _hold_state(self, seat: Seat) -> tuple[float, dict[str, Any] | None]:
+        """The hold a listener is under: in a crisis room, cooling down, or none."""
+        if any(r in self.rooms and self.rooms[r].risk == "crisis" for r in seat.rooms):
+            return HELD_FOREVER, {"reason": "crisis_room"}
+        remaining = seat.cooldown_until - time.time()
+        if remaining > 0:
+            return seat.cooldown_until, {"reason": "cooldown", "remaining_s": int(remaining + 0.999)}
+        return 0.0, None
+
+    async def _update_hold(self, seat: Seat) -> None:
+        until, _ = self._hold_state(seat)
+        try:
+            matches = await self.matcher.hold(seat.id, until)
+        except MatchingError:
+            return
+        self._open_rooms(matches)
+        await self._push_shift(seat)
+
+    async def _push_shift(self, seat: Seat) -> None:
+        """Send ``shift`` when the room count, the waiting count or the hold changed."""
+        if seat.conn is None:
+            return
+        try:
+            state = await self.matcher.listener(seat.id)
+        except MatchingError:
+            return
+        waiting = state[1] if state is not None else 0
+        _, hold = self._hold_state(seat)
+        rooms = sum(1 for r in seat.rooms if r in self.rooms)
+        key = (seat.status, rooms, waiting, hold and hold["reason"])
+        if key == seat.last_shift:
+            return
+        seat.last_shift = key
+        self.send(seat.id, {"type": "shift", "status": seat.status, "rooms": rooms,
+                            "waiting": waiting, "hold": hold})
+
+    # -- matches and rooms -------------------------------------------------------
+
+    def _open_rooms(self, matches: list[Match]) -> None:
+        for match in matches:
+            self._open_room(match)
+
+    def _open_room(self, match: Match) -> None:
+        seeker = self.seats.get(match.ticket.seat)
+        listener = self.seats.get(match.listener)
+        if seeker is None or listener is None:
+            # One side ended while the match was made: undo it.
+            self.spawn(self._undo_match(match, seeker))
+            return
+        now = time.monotonic()
+        room = Room(match.room, match.ticket.topic, match.ticket.language, match.ticket.note,
+                    seeker.risk, time.time(), now, self.settings.history)  # type: ignore[arg-type]
+        room.add(Member(seeker.id, "seeker", seeker.alias, "member"))
+        room.add(Member(listener.id, "listener", listener.alias, "member"))
+        self.rooms[room.id] = room
+        seeker.waiting = False
+        seeker.last_place = None
+        seeker.rooms.add(room.id)
+        listener.rooms.add(room.id)
+        metrics.MATCHES.inc()
+        metrics.MATCH_WAIT.observe(match.waited_s)
+        self.send(seeker.id, self._matched(room, seeker))
+        self.send(listener.id, self._matched(room, listener))
+        if room.risk == "crisis":
+            self._escalate_room(room, "system", "crisis", room.risk)
+            self.spawn(self._update_hold(listener))
+        else:
+            self.spawn(self._push_shift(listener))
+        self._rooms_changed()
+
+    async def _undo_match(self, match: Match, seeker: Seat | None) -> None:
+        try:
+            await self.matcher.room_ended(match.room)
+            if seeker is not None:
+                await self._enqueue(seeker, head=True)
+        except (MatchingError, FrameError):
+            log.warning("could not undo a match whose listener left")
+
+    def _matched(self, room: Room, seat: Seat) -> dict[str, Any]:
+        peer = room.party("listener" if seat.role == "seeker" else "seeker")
+        frame: dict[str, Any] = {
+            "type": "matched", "room": room.id,
+            "peer": peer.who if peer else None,
+            "topic": room.topic, "language": room.language,
+        }
+        if seat.role != "seeker":
+            frame["note"] = room.note
+            frame["risk"] = room.risk
+        return frame
+
+    def _end_room(self, room: Room, reasons: dict[str, str | None], *, default: str,
+                  requeue: bool, notify_matcher: bool = True) -> None:
+        """End a room for everyone in it. ``reasons`` maps seats to their own reason
+        (None: tell them nothing, they are gone); the rest get ``default``.
+        With ``requeue`` the seeker goes back to the head of the queue."""
+        if self.rooms.pop(room.id, None) is None:
+            return
+        listener = room.party("listener")
+        seeker = room.party("seeker")
+        for seat_id in list(room.members):
+            reason = reasons.get(seat_id, default)
+            if reason is not None:
+                self.send(seat_id, {"type": "ended", "room": room.id, "reason": reason})
+            seat = self.seats.get(seat_id)
+            if seat is not None:
+                seat.rooms.discard(room.id)
+        metrics.ROOMS_ENDED.labels(default).inc()
+        if listener is not None:
+            seat = self.seats.get(listener.seat)
+            if seat is not None and room.risk == "crisis":
+                seat.cooldown_until = time.time() + self.settings.cooldown_s
+                asyncio.get_running_loop().call_later(
+                    self.settings.cooldown_s + 0.05, lambda: self.spawn(self._update_hold(seat)))
+        if notify_matcher:
+            self.spawn(self._after_room(room, listener, seeker if requeue else None))
+        self._rooms_changed()
+
+    async def _after_room(self, room: Room, listener: Member | None,
+                          requeue: Member | None) -> None:
+        try:
+            matches = await self.matcher.room_ended(room.id)
+            self._open_rooms(matches)
+            if requeue is not None:
+                seat = self.seats.get(requeue.seat)
+                if seat is not None:
+                    seat.risk = risk.higher(seat.risk, room.risk)
+                    await self._enqueue(seat, head=True)
+            if listener is not None:
+                seat = self.seats.get(listener.seat)
+                if seat is not None:
+                    await self._update_hold(seat)
+        except (MatchingError, FrameError):
+            log.warning("matcher unreachable after a room ended")
+
+    def _presence(self, room: Room, seat: Seat, state: str) -> None:
+        member = room.member(seat.id)
+        if member is None or member.mode == "watching":
+            return
+        self.broadcast(room.others(seat.id), {"type": "presence", "room": room.id,
+                                              "who": member.who, "state": state})
+
+    # -- in a room -----------------------------------------------------------------
+
+    async def _message(self, seat: Seat, frame: protocol.Message) -> None:
+        room, member = self._room_of(seat, frame.room)
+        if member.mode == "watching":
+            raise FrameError(ErrorCode.NOT_ALLOWED, "Watching moderators cannot speak.", "message")
+        text, masked = contact.mask_contacts(frame.text)
+        out = room.post(member, text, frame.id, now_ms(), time.monotonic())
+        self.broadcast(list(room.members), out)
+        metrics.MESSAGES.inc()
+        if masked:
+            self.send(seat.id, {"type": "notice", "room": room.id, "code": "contact_info",
+                                "message": "Contact details were removed. To keep everyone safe, "
+                                           "chats stay on Hearth."})
+            self._escalate_room(room, "system", "contact_info", room.risk, mark=False)
+        if seat.role == "seeker":
+            await self._score(room, seat, frame.text)
+
+    async def _score(self, room: Room, seat: Seat, text: str) -> None:
+        level = risk.score(text, room.language)
+        was = room.risk
+        if not room.raise_risk(level):
+            return
+        seat.risk = risk.higher(seat.risk, level)
+        watchers = [m.seat for m in room.members.values() if m.role != "seeker"]
+        self.broadcast(watchers, {"type": "risk", "room": room.id, "risk": room.risk})
+        if room.risk == "crisis" and was != "crisis":
+            self.send(seat.id, self._resources(seat))
+            self._escalate_room(room, "system", "crisis", room.risk)
+            listener = room.party("listener")
+            target = self.seats.get(listener.seat) if listener else None
+            if target is not None:
+                await self._update_hold(target)
+        self._rooms_changed()
+
+    async def _typing(self, seat: Seat, frame: protocol.Typing) -> None:
+        room, member = self._room_of(seat, frame.room)
+        if member.mode == "watching":
+            return
+        conn = seat.conn
+        now = time.monotonic()
+        if conn is not None:
+            if now - conn.typing_at.get(room.id, 0.0) < 1.0:
+                return  # one typing frame a second is plenty
+            conn.typing_at[room.id] = now
+        self.broadcast(room.others(seat.id), {"type": "typing", "room": room.id,
+                                              "from": member.who})
+
+    async def _leave(self, seat: Seat, frame: protocol.Leave) -> None:
+        room, member = self._room_of(seat, frame.room)
+        if member.mode != "member":
+            self._leave_as_moderator(room, seat, member)
+            self.send(seat.id, {"type": "ended", "room": room.id, "reason": "left"})
+            return
+        self._end_room(room, {seat.id: "left"}, default="peer_left",
+                       requeue=seat.role == "listener")
+
+    def _leave_as_moderator(self, room: Room, seat: Seat, member: Member) -> None:
+        if member.mode == "joined":
+            self._presence(room, seat, "left")
+        room.remove(seat.id)
+        seat.rooms.discard(room.id)
+        self._rooms_changed()
+
+    async def _escalate(self, seat: Seat, frame: protocol.Escalate) -> None:
+        room, member = self._room_of(seat, frame.room)
+        self.send(seat.id, {"type": "escalated", "room": room.id})
+        self._escalate_room(room, seat.role, frame.reason, room.risk)
+
+    def _escalate_room(self, room: Room, by: str, reason: str | None, level: str,
+                       *, mark: bool = True) -> None:
+        if mark:
+            room.escalated = True
+        metrics.ESCALATIONS.labels(by).inc()
+        self.broadcast(self.moderators, {"type": "escalation", "room": room.id, "by": by,
+                                         "reason": reason, "risk": level, "ts": now_ms()})
+        self._rooms_changed()
+
+    # -- moderators ----------------------------------------------------------------
+
+    def _rooms_list(self) -> dict[str, Any]:
+        now = time.time()
+        return {"type": "rooms", "rooms": [r.summary(now) for r in self.rooms.values()]}
+
+    async def _rooms_frame(self, seat: Seat, frame: protocol.Rooms) -> None:
+        self.send(seat.id, self._rooms_list())
+
+    def _rooms_changed(self) -> None:
+        if self._rooms_pending or not self.moderators:
+            return
+        self._rooms_pending = True
+
+        def push() -> None:
+            self._rooms_pending = False
+            self.broadcast(self.moderators, self._rooms_list())
+
+        asyncio.get_running_loop().call_soon(push)
+
+    def _moderated_room(self, room_id: str) -> Room:
+        room = self.rooms.get(room_id)
+        if room is None:
+            raise FrameError(ErrorCode.NOT_IN_ROOM, "That room does not exist.")
+        return room
+
+    async def _watch(self, seat: Seat, frame: protocol.Watch) -> None:
+        await self._look_in(seat, frame.room, "watching")
+
+    async def _join(self, seat: Seat, frame: protocol.Join) -> None:
+        await self._look_in(seat, frame.room, "joined")
+
+    async def _look_in(self, seat: Seat, room_id: str, mode: str) -> None:
+        room = self._moderated_room(room_id)
+        current = room.member(seat.id)
+        if current is None or current.mode != mode:
+            room.add(Member(seat.id, "moderator", seat.alias, mode))  # type: ignore[arg-type]
+            seat.rooms.add(room.id)
+            if mode == "joined":
+                self._presence(room, seat, "joined")
+            self._rooms_changed()
+        self.send(seat.id, {"type": "history", "room": room.id, "messages": list(room.history)})
+
+    async def _close(self, seat: Seat, frame: protocol.Close) -> None:
+        room = self._moderated_room(frame.room)
+        seeker = room.party("seeker")
+        self._end_room(room, {}, default="closed", requeue=False)
+        if frame.block and seeker is not None:
+            target = self.seats.get(seeker.seat)
+            if target is not None:
+                self._blocked[target.origin_key] = time.time() + self.settings.block_s
+                if target.conn is not None:
+                    target.conn.close(CloseCode.REMOVED)
+                await self._end_seat(target, "closed")
+
+    async def _whisper(self, seat: Seat, frame: protocol.Whisper) -> None:
+        room, member = self._room_of(seat, frame.room)
+        if member.mode != "joined":
+            raise FrameError(ErrorCode.NOT_ALLOWED, "Join the room to whisper.", "whisper")
+        to = [m.seat for m in room.members.values() if m.role != "seeker"]
+        self.broadcast(to, {"type": "whisper", "room": room.id, "from": member.who,
+                            "text": frame.text, "ts": now_ms()})
+
+    # -- background ----------------------------------------------------------------
+
+    def _queue_changed(self) -> None:
+        """Coalesce queue changes into one refresh of positions and shifts."""
+        if self._refresh_pending:
+            return
+        self._refresh_pending = True
+        self.spawn(self._refresh())
+
+    async def _refresh(self) -> None:
+        await asyncio.sleep(0)
+        self._refresh_pending = False
+        waiting = [s for s in self.seats.all() if s.waiting and s.conn is not None]
+        try:
+            if waiting:
+                places = await self.matcher.places([s.id for s in waiting])
+                for seat in waiting:
+                    if seat.id in places:
+                        self._tell_place(seat, places[seat.id], False)
+            for seat in self.seats.all():
+                if seat.role == "listener" and seat.conn is not None:
+                    await self._push_shift(seat)
+        except MatchingError:
+            pass
+        stats = await self._stats()
+        if stats is not None:
+            metrics.WAITING.set(stats.waiting)
+            metrics.ON_SHIFT.set(stats.on_shift)
+        metrics.ROOMS.set(len(self.rooms))
+
+    async def _stats(self) -> Any:
+        try:
+            return await self.matcher.stats()
+        except MatchingError:
+            return None
+
+    async def _sweep(self) -> None:
+        """End idle rooms; a short period keeps the idle limit accurate."""
+        period = min(5.0, max(0.2, self.settings.idle_timeout_s / 4))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for room in list(self.rooms.values()):
+                if now - room.last_active >= self.settings.idle_timeout_s:
+                    self._end_room(room, {}, default="idle", requeue=False)

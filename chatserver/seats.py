@@ -1,0 +1,82 @@
+"""Seats: a person's place in the service, which outlives a dropped connection.
+
+A seat is made by a ``hello`` and holds the role, the alias, the rooms, the
+place in the queue and the shift. Its connection may drop; the seat is kept
+for ``resume_s`` seconds and is taken back with a single-use resume token.
+The registry keeps only digests of resume tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import tokens
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+@dataclass(slots=True)
+class Seat:
+    id: str
+    role: str
+    alias: str
+    conn: Connection | None = None
+    rooms: set[str] = field(default_factory=set)
+    waiting: bool = False  # seeker in the queue
+    risk: str = "normal"  # seeker's highest risk so far
+    topic: str | None = None
+    language: str | None = None
+    note: str | None = None
+    # listener
+    status: str = "off"
+    topics: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    capacity: int = 1
+    cooldown_until: float = 0.0
+    last_shift: tuple[object, ...] | None = None  # last shift frame sent, to send on change
+    # seeker
+    last_place: tuple[object, ...] | None = None
+    origin_key: str = ""  # keyed hash of the address (never the address)
+    resume_digest: str = ""
+    lost_timer: asyncio.TimerHandle | None = None
+
+
+class SeatRegistry:
+    def __init__(self) -> None:
+        self._seats: dict[str, Seat] = {}
+        self._by_resume: dict[str, str] = {}
+
+    def create(self, role: str, alias: str) -> Seat:
+        seat = Seat(id=secrets.token_urlsafe(9), role=role, alias=alias)
+        self._seats[seat.id] = seat
+        return seat
+
+    def get(self, seat_id: str) -> Seat | None:
+        return self._seats.get(seat_id)
+
+    def all(self) -> list[Seat]:
+        return list(self._seats.values())
+
+    def issue_resume(self, seat: Seat) -> str:
+        """A fresh single-use token; the previous one stops working."""
+        self._by_resume.pop(seat.resume_digest, None)
+        token = tokens.new_resume_token()
+        seat.resume_digest = tokens.digest(token)
+        self._by_resume[seat.resume_digest] = seat.id
+        return token
+
+    def take(self, token: str) -> Seat | None:
+        """Spend a resume token; None if it is unknown, spent or its seat ended."""
+        seat_id = self._by_resume.pop(tokens.digest(token), None)
+        return self._seats.get(seat_id) if seat_id else None
+
+    def remove(self, seat: Seat) -> None:
+        self._seats.pop(seat.id, None)
+        self._by_resume.pop(seat.resume_digest, None)
+        if seat.lost_timer is not None:
+            seat.lost_timer.cancel()
+            seat.lost_timer = None

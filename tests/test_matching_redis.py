@@ -1,0 +1,173 @@
+"""What only the shared (Redis) matcher has: several nodes, presence, races, resets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from matching import Listener, Matcher, MatchingError, Ticket, open_matcher
+from tests.support.procs import RedisServer
+
+pytestmark = pytest.mark.redis
+
+Opened = Callable[..., Awaitable[Matcher]]
+
+
+@pytest.fixture
+async def nodes(redis_server: RedisServer) -> AsyncIterator[Opened]:
+    """Open matchers that share the session's (flushed) redis, one per node id."""
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushdb()
+    await client.aclose()
+    opened: list[Matcher] = []
+
+    async def open_(node: str, url: str = redis_server.url,
+                    on_change: Callable[[], None] = lambda: None) -> Matcher:
+        m = open_matcher(url, node)
+        await m.start(on_change)
+        opened.append(m)
+        return m
+
+    yield open_
+    for m in opened:
+        await m.close()
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
+
+
+async def test_seeker_on_one_node_pairs_with_listener_on_another(nodes: Opened) -> None:
+    """A seeker queued through node a is taken by a listener shifting through node b."""
+    a, b = await nodes("a"), await nodes("b")
+    assert await a.request(Ticket("s1", "a", note="hello")) == []
+    matches = await b.set_shift(Listener("l1", "b"))
+    assert [(m.ticket.seat, m.ticket.node, m.ticket.note, m.listener, m.listener_node)
+            for m in matches] == [("s1", "a", "hello", "l1", "b")]
+
+
+async def test_racing_nodes_never_exceed_capacity_or_double_match(nodes: Opened) -> None:
+    """Concurrent requests and shifts through three nodes: one listener per seeker, capacity
+    held."""
+    ms = [await nodes(f"n{i}") for i in range(3)]
+    shifts = [ms[i % 3].set_shift(Listener(f"l{i}", f"n{i % 3}", capacity=2)) for i in range(5)]
+    requests = [ms[i % 3].request(Ticket(f"s{i}", f"n{i % 3}")) for i in range(30)]
+    results = await asyncio.gather(*shifts, *requests)
+    matches = [m for batch in results for m in batch]
+    seekers = [m.ticket.seat for m in matches]
+    assert len(seekers) == len(set(seekers)) == 10
+    per_listener: dict[str, int] = {}
+    for m in matches:
+        per_listener[m.listener] = per_listener.get(m.listener, 0) + 1
+    assert per_listener == {f"l{i}": 2 for i in range(5)}
+    assert (await ms[0].stats()).waiting == 20
+
+
+async def test_waiters_of_a_dead_node_are_never_matched(nodes: Opened,
+                                                        redis_server: RedisServer) -> None:
+    """When a node's presence key is gone its seekers vanish instead of being paired."""
+    a, b = await nodes("a"), await nodes("b")
+    await a.request(Ticket("dead", "a"))
+    await b.request(Ticket("alive", "b"))
+    await a.close()  # a stops refreshing (and removes) its presence
+    matches = await b.set_shift(Listener("l1", "b", capacity=2))
+    assert [m.ticket.seat for m in matches] == ["alive"]
+    assert (await b.stats()).waiting == 0
+
+
+async def test_other_nodes_hear_of_changes(nodes: Opened) -> None:
+    """A change through one node calls on_change on the others."""
+    heard: list[int] = []
+    await nodes("a", on_change=lambda: heard.append(1))
+    b = await nodes("b")
+    await asyncio.sleep(0.2)  # let a's subscriber settle
+    heard.clear()
+    await b.request(Ticket("s1", "b"))
+    await wait_for(lambda: bool(heard))
+
+
+async def test_subscriber_survives_client_kill(nodes: Opened, redis_server: RedisServer) -> None:
+    """After CLIENT KILL TYPE pubsub the subscriber reconnects and hears changes again."""
+    heard: list[int] = []
+    await nodes("a", on_change=lambda: heard.append(1))
+    b = await nodes("b")
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await wait_for(lambda: bool(heard))
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await asyncio.sleep(0.5)
+        heard.clear()
+
+        async def subscribed() -> bool:
+            return bool((await admin.pubsub_numsub("hearth:queue"))[0][1] >= 2)
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not await subscribed():
+            assert loop.time() < deadline
+            await asyncio.sleep(0.05)
+        heard.clear()
+        await b.request(Ticket("s1", "b"))
+        await wait_for(lambda: bool(heard))
+    finally:
+        await admin.aclose()
+
+
+async def test_unreachable_redis_raises_matching_error_and_restart_resyncs(
+        nodes: Opened) -> None:
+    """With redis down calls raise MatchingError and ready() is False; when it comes back
+    empty the node's resync callback runs and the re-registered state pairs again."""
+    own = RedisServer().start()
+    try:
+        a = await nodes("a", own.url)
+        b = await nodes("b", own.url)
+        resyncs: list[str] = []
+
+        async def resync_a() -> None:
+            resyncs.append("a")
+            await a.request(Ticket("s1", "a"), head=True)
+
+        async def resync_b() -> None:
+            resyncs.append("b")
+
+        a.set_resync(resync_a)
+        b.set_resync(resync_b)
+        await a.request(Ticket("s1", "a"))
+        own.stop()
+        assert not await a.ready()
+        with pytest.raises(MatchingError):
+            await a.request(Ticket("s2", "a"))
+        own.start()  # same port, empty
+        await wait_for(lambda: {"a", "b"} <= set(resyncs), 15)
+        assert await a.ready()
+        matches = await b.set_shift(Listener("l1", "b"))
+        assert [m.ticket.seat for m in matches] == ["s1"]
+    finally:
+        own.stop()
+
+
+async def test_every_key_has_a_ttl(nodes: Opened, redis_server: RedisServer) -> None:
+    """After queueing, shifting, pairing and ending rooms, no key lacks a TTL."""
+    a = await nodes("a")
+    await a.request(Ticket("s1", "a", "crisis", "grief", "en", "first words"))
+    await a.request(Ticket("s2", "a"), head=True)
+    matches = await a.set_shift(Listener("l1", "a", capacity=1))
+    await a.hold("l1", 0)
+    await a.room_ended(matches[0].room)
+    await a.set_shift(Listener("l2", "a", status="break"))
+    await a.stats()
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        keys = [k async for k in admin.scan_iter("*")]
+        assert keys
+        assert [k for k in keys if await admin.ttl(k) < 0] == []
+    finally:
+        await admin.aclose()
