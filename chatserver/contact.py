@@ -1,0 +1,147 @@
+"""Find and mask off-platform contact details in chat text.
+
+Contract: ``mask_contacts(text)`` returns ``(masked, changed)``. Every phone
+number, e-mail address (also spelled out: "ana at gmail dot com"), social or
+messaging handle ("@someone", "insta: foo_bar", "snap me at xyz", "discord
+abc#1234") and link to a messaging or social site is replaced by ``NOTICE``;
+``changed`` says whether anything was. The result holds nothing the function
+would mask again. It is pure, accepts any ``str`` and never raises.
+
+Ordinary numbers stay: times ("at 10:30"), ages ("I'm 17"), doses ("800mg"),
+years and ranges ("2019-2020"), dates, counts ("2 hours"). A run of digits is a
+phone number when it has 9 to 15 digits, or 7 to 8 digits written with a
+leading "+"/"00" or as "555-1234". Numbers written in words ("six one two...")
+are out of scope, as are handles given with no platform name or "@".
+Crisis resources are sent by the server as their own frame, never through here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+NOTICE = "[contact details removed]"
+
+_PLATFORM = (
+    r"(?:instagram|insta|ig|snapchat|snap|sc|discord|telegram|tg|whatsapp|whats app|wa"
+    r"|kik|tiktok|tik tok|twitter|fb|facebook|messenger|skype|signal|wechat|reddit"
+    r"|tumblr|threads|bluesky|bsky|mastodon|steam|xbox|psn|roblox|twitch|line id)"
+)
+_HANDLE = r"@?[a-z0-9_][a-z0-9_.\-]{1,31}(?:#[0-9]{4})?"
+_SITES = (
+    r"(?:t\.me|telegram\.(?:me|org)|wa\.me|chat\.whatsapp\.com|whatsapp\.com|instagram\.com"
+    r"|instagr\.am|snapchat\.com|discord\.gg|discord(?:app)?\.com|tiktok\.com|twitter\.com"
+    r"|x\.com|facebook\.com|fb\.com|fb\.me|m\.me|messenger\.com|kik\.me|signal\.me"
+    r"|signal\.group|line\.me|reddit\.com/u(?:ser)?|tumblr\.com|bsky\.app|threads\.net"
+    r"|onlyfans\.com|linktr\.ee|skype\.com|join\.skype\.com)"
+)
+_TLD = r"(?:com|net|org|edu|gov|io|me|co|es|mx|ar|cl|pe|uk|ie|us|ca|de|fr|it|info|biz)"
+_AT = r"(?:\s*@\s*|\s*[(\[{]\s*at\s*[)\]}]\s*|\s+at\s+|\s+arroba\s+)"
+_DOT = r"(?:\s*\.\s*|\s*[(\[{]\s*dot\s*[)\]}]\s*|\s+dot\s+|\s+punto\s+)"
+
+_ASK = (
+    r"(?:add|follow|find|dm|message|msg|text|hmu|hit|reach|contact|talk to|chat with|call"
+    r"|agr[eé]game|s[ií]gueme|escr[ií]beme|h[aá]blame|b[uú]scame)"
+)
+
+_PLATFORM_WORDS = frozenset(re.findall(r"[a-z]+", _PLATFORM))
+_SITE_MARKS = (
+    "t.me", "telegram.", "wa.me", "whatsapp.", "instagr", "snapchat.", "discord", "tiktok.",
+    "twitter.", "x.com", "facebook.", "fb.", "m.me", "messenger.", "kik.me", "signal.",
+    "line.me", "reddit.com", "tumblr.", "bsky.", "threads.", "onlyfans.", "linktr.", "skype.",
+)
+_FLAGS = re.IGNORECASE
+_WORD = re.compile(r"[a-z]+")
+
+# Each kind of detail: a cheap test on the lowercased text that says whether the
+# kind can be present at all, and the pattern that finds it. Most messages pass
+# none of the tests, so masking costs a few microseconds. The order matters:
+# e-mail before bare @handles, platform phrases before bare @handles, phone last.
+_KINDS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
+    # links to messaging and social sites, with or without scheme
+    (
+        lambda low: any(mark in low for mark in _SITE_MARKS),
+        re.compile(rf"(?<![\w.])(?:https?://)?(?:www\.)?{_SITES}(?:/[^\s]*)?", _FLAGS),
+    ),
+    # e-mail, plain or spelled out ("at"/"dot" words only before a known TLD)
+    (
+        lambda low: "@" in low,
+        re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+", _FLAGS),
+    ),
+    (
+        lambda low: any(at in low for at in (" at ", "at)", "at]", "at}", " arroba ")),
+        re.compile(rf"(?<![\w.+-])[\w.+-]++{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}{_TLD}\b", _FLAGS),
+    ),
+    # platform name with a handle: "insta: foo", "my insta is foo", "mi insta es foo",
+    # "snap me at xyz", "add me on discord abc#1234", "i'm on insta as foo"
+    (
+        lambda low: not _PLATFORM_WORDS.isdisjoint(_WORD.findall(low)),
+        re.compile(
+            "|".join(
+                (
+                    rf"\b{_PLATFORM}\s*[:=\-]\s*{_HANDLE}",
+                    rf"\b(?:my|mi)\s+{_PLATFORM}\s+(?:(?:handle|username|user|name|id|account"
+                    rf"|tag|usuario|cuenta)\s+)?(?:is|es|=)\s+{_HANDLE}",
+                    rf"\b{_PLATFORM}\s+(?:handle|username|user|name|id|tag|usuario)\s+"
+                    rf"(?:is\s+|es\s+)?{_HANDLE}",
+                    rf"\b{_PLATFORM}\s+me\s+(?:at|on|@|en)\s*{_HANDLE}",
+                    rf"\b{_ASK}(?:\s+me)?(?:\s+up)?\s+(?:on|at|en|por)\s+{_PLATFORM}\s*"
+                    rf"(?:(?:at|as|is|como|:|@)\s*)?{_HANDLE}",
+                    rf"\bon\s+{_PLATFORM}\s+as\s+{_HANDLE}",
+                )
+            ),
+            _FLAGS,
+        ),
+    ),
+    # discord tags anywhere
+    (lambda low: "#" in low, re.compile(r"(?<![\w#])[a-z0-9_.]{2,32}#[0-9]{4}\b", _FLAGS)),
+    # bare @handles (e-mail addresses are gone by now)
+    (lambda low: "@" in low, re.compile(r"(?<![\w.@])@[a-z0-9_][a-z0-9_.]{1,30}", _FLAGS)),
+    # digit runs that may be phone numbers; _replace_phone decides
+    (
+        lambda low: any(digit in low for digit in "0123456789"),
+        re.compile(r"(?<![\w+(])(?:\+|00|\()?[0-9](?:[ .\-()/]{0,3}[0-9]){6,16}(?!\w)"),
+    ),
+)
+_PHONES = _KINDS[-1][1]
+_LOCAL_7 = re.compile(r"[0-9]{3}[ .\-][0-9]{4}")
+_MAX_PASSES = 4
+
+
+def _is_phone(candidate: str) -> bool:
+    """Tell a phone number from a date, a range or a sum among digit runs."""
+    if "/" in candidate:  # dates: 12/05/2024
+        return False
+    digits = sum(c.isdigit() for c in candidate)
+    if 9 <= digits <= 15:
+        return True
+    if digits in (7, 8):
+        return candidate.startswith(("+", "00")) or bool(_LOCAL_7.fullmatch(candidate))
+    return False
+
+
+def _replace(match: re.Match[str]) -> str:
+    if match.re is _PHONES and not _is_phone(match.group()):
+        return match.group()
+    return NOTICE
+
+
+def _mask_once(text: str) -> str:
+    low = text.lower()
+    for wanted, pattern in _KINDS:
+        if wanted(low):
+            masked = pattern.sub(_replace, text)
+            if masked != text:
+                text, low = masked, masked.lower()
+    return text
+
+
+def mask_contacts(text: str) -> tuple[str, bool]:
+    """Return ``text`` with contact details replaced by ``NOTICE``, and whether any were."""
+    masked = text
+    for _ in range(_MAX_PASSES):  # a second pass catches details split around a first mask
+        again = _mask_once(masked)
+        if again == masked:
+            break
+        masked = again
+    return masked, masked != text

@@ -1,0 +1,372 @@
+"""Score how at risk a seeker's message reads: ``normal``, ``elevated`` or ``crisis``.
+
+Contract:
+
+- ``score(text, language)`` is pure: no I/O, no network, and nothing one call
+  does changes what another returns (a word cache only saves time).
+  It accepts any ``str`` (empty, huge, emoji, control characters) and never
+  raises. Only the first ``MAX_CHARS`` characters are read (the protocol caps a
+  message at 2000). It takes tens of microseconds for a chat-sized message.
+- ``language`` is a hint ("en", "es", ...). Every language in the lexicon's
+  ``[languages].always`` is tried whatever the hint, because people switch
+  languages; ``None`` or an unknown code tries every language.
+- The lexicon, ``chatserver/data/risk_lexicon.toml``, is read and compiled once,
+  at import. A malformed entry raises ``ValueError`` at import, never later.
+
+How it works: the message is normalised (case, accents, apostrophes, repeated
+letters, leetspeak, chat abbreviations, emoji as words), everyday hyperbole is
+removed, then each lexicon group is matched and negated matches ("i'm not going
+to kill myself") are dropped. ``_decide`` combines the groups found into a
+level. docs/safety.md explains the rules and what they miss.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+Level = Literal["normal", "elevated", "crisis"]
+LEVELS: tuple[Level, ...] = ("normal", "elevated", "crisis")
+MAX_CHARS = 10_000
+
+_GROUPS = (
+    "hyperbole", "intent", "urgent", "overdose", "plan", "preparation", "veiled", "passive",
+    "hopeless", "self_harm", "means", "medication", "timeframe", "benign",
+)
+_NOT_NEGATED = frozenset({"timeframe", "benign", "jest"})
+
+
+def rank(level: Level) -> int:
+    """Return 0 for normal, 1 for elevated, 2 for crisis."""
+    return LEVELS.index(level)
+
+
+def higher(a: Level, b: Level) -> Level:
+    """Return the higher of two levels."""
+    return a if rank(a) >= rank(b) else b
+
+
+# -- normalisation -----------------------------------------------------------
+
+_COMBINING = re.compile(r"[\u0300-\u036f]")
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_HAS_DIGIT = re.compile(r"[0-9@$]")
+_LEET_WORD = re.compile(r"(?<![a-z0-9@$])[a-z@$][a-z0-9@$]*[0-9@$][a-z0-9@$]*")
+_LEET = str.maketrans("013457@$", "oieastas")
+_DOSE = re.compile(r"\b([0-9]+) ?(?:mg|milligrams?|mgs)\b")
+_KILOMETRES = re.compile(r"\b([0-9]+) ?kms?\b")  # "20 kms" is a distance, not "kill myself"
+_DOUBLES = tuple((c + c, c) for c in "abcdefghijklmnopqrstuvwxyz")
+_CLAUSE_MARKS = ".!?;,:()[]|\n\r"
+# One table for every ASCII character: letters and digits stay, apostrophes go
+# ("don't" -> "dont"), clause marks become "|", everything else a space.
+_ASCII = str.maketrans(
+    {chr(c): (None if chr(c) in "'`" else "|" if chr(c) in _CLAUSE_MARKS else " ")
+     for c in range(128) if not chr(c).isalnum()}
+)
+_UNICODE_MARKS: dict[int, str | None] = {
+    0xFE0F: None, 0x200D: None, 0x2019: None, 0x2018: None, 0xB4: None,  # ’ ‘ ´
+    0x2026: "|", 0xA1: " ", 0xBF: " ",  # … ¡ ¿
+}
+
+
+def _fold(text: str, emoji: Mapping[int, str | None]) -> str:
+    """Lowercase, map emoji to words, strip accents and punctuation, squeeze letters."""
+    t = text.lower()
+    if not t.isascii():
+        t = unicodedata.normalize("NFKD", t.translate(emoji))
+        t = _NON_ASCII.sub(" ", _COMBINING.sub("", t))
+    if _HAS_DIGIT.search(t):
+        t = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), t)
+        t = _KILOMETRES.sub(r"\1 km", _DOSE.sub(r" \1 mg ", t))
+    t = t.translate(_ASCII).replace("|", " | ")
+    for double, single in _DOUBLES:  # "killlll" -> "kil": faster than a regex here
+        while double in t:
+            t = t.replace(double, single)
+    return t
+
+
+@dataclass(frozen=True, slots=True)
+class _Normaliser:
+    emoji: Mapping[int, str | None]
+    words: Mapping[str, str]
+    phrases: tuple[tuple[str, str], ...]  # (" two words ", " one ")
+
+    def __call__(self, text: str) -> str:
+        get = self.words.get
+        t = " " + " ".join([get(w, w) for w in _fold(text, self.emoji).split()]) + " "
+        for words, joined in self.phrases:
+            while words in t:
+                t = t.replace(words, joined)
+        return t.strip()
+
+
+def _make_normaliser(table: dict[str, Any]) -> _Normaliser:
+    emoji: dict[int, str | None] = dict(_UNICODE_MARKS)
+    for char, word in table.get("emoji", {}).items():
+        emoji[ord(char)] = f" {word} "
+    bare = _Normaliser(emoji, {}, ())
+    words = {bare(k): bare(v) for k, v in table.get("words", {}).items()}
+    base = _Normaliser(emoji, words, ())
+    phrases = tuple((f" {base(k)} ", f" {base(v)} ") for k, v in table.get("phrases", {}).items())
+    for pair, joined in phrases:
+        if pair in joined:  # would never stop replacing
+            raise ValueError(f"risk lexicon: phrase {pair.strip()!r} maps onto itself")
+    return _Normaliser(emoji, words, phrases)
+
+
+# -- entries -----------------------------------------------------------------
+
+_ENTRY_TOKEN = re.compile(r"\([^)]*\)\??|\S+")
+_ANY_WORD = "[^ |]+"
+_SEEN_MAX = 50_000
+_COUNT = r"[1-9][0-9]+\b(?! (?:mg|mcg|ml|g)\b)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    group: str
+    regex: re.Pattern[str]
+    anchors: frozenset[str]  # first words that start a match
+    prefixes: frozenset[str]  # first-word prefixes (from "word*")
+
+
+class _EntryCompiler:
+    """Turn the entry notation of risk_lexicon.toml (described at its top) into regexes."""
+
+    def __init__(self, normalise: _Normaliser, lists: Mapping[str, list[str]]) -> None:
+        self.normalise = normalise
+        self.lists = lists
+
+    def alternatives(self, token: str) -> list[str]:
+        if token.startswith("{") and token.endswith("}"):
+            name = token[1:-1]
+            if name not in self.lists:
+                raise ValueError(f"risk lexicon: no [words].{name} for {token}")
+            return self.lists[name]
+        if token.startswith("("):
+            return token[1:-1].split("|")
+        return [token]
+
+    def alternative(self, alt: str) -> tuple[str, str, bool]:
+        """Return (regex, first word, whether the first word is a prefix)."""
+        if alt.endswith("*"):
+            stem = self.normalise(alt[:-1])
+            if len(stem) < 3 or " " in stem:
+                raise ValueError(f"risk lexicon: a prefix must be one word of 3+ letters: {alt!r}")
+            return re.escape(stem) + "[a-z0-9]*", stem, True
+        words = alt.split()
+        if len(words) > 1 and any(w in ("_", "#") for w in words):
+            if words[0] in ("_", "#"):
+                raise ValueError(f"risk lexicon: alternative must start with a word: {alt!r}")
+            parts = [_ANY_WORD if w == "_" else _COUNT if w == "#" else self.alternative(w)[0]
+                     for w in words]
+            return " ".join(parts), self.alternative(words[0])[1], False
+        text = self.normalise(alt)
+        if not text:
+            raise ValueError(f"risk lexicon: empty alternative in {alt!r}")
+        return re.escape(text), text.split(" ")[0], False
+
+    def entry(self, group: str, entry: str) -> _Entry:
+        tokens = _ENTRY_TOKEN.findall(entry)
+        if not tokens or tokens[0] in ("...", ".", "_", "#") or tokens[0].endswith("?"):
+            raise ValueError(f"risk lexicon: entry must start with a word: {entry!r}")
+        source = ""
+        anchors: set[str] = set()
+        prefixes: set[str] = set()
+        for i, token in enumerate(tokens):
+            optional = token.endswith("?") and len(token) > 1
+            body = token[:-1] if optional else token
+            if body == "...":
+                source += f"(?: {_ANY_WORD}){{0,4}}"
+                continue
+            if body == ".":
+                source += r"(?= \||$)"
+                continue
+            alternatives = self.alternatives(body)
+            if i > 0 and "." in alternatives:  # "(anymore|.)": a word, or the clause ends
+                rest = [self.alternative(a)[0] for a in alternatives if a != "."]
+                source += r"(?:(?= \||$)| (?:" + "|".join(rest) + "))"
+                continue
+            if body in ("_", "#"):
+                piece = _ANY_WORD if body == "_" else _COUNT
+            else:
+                compiled = [self.alternative(a) for a in alternatives]
+                piece = "(?:" + "|".join(c[0] for c in compiled) + ")"
+                if i == 0:
+                    for _, first, is_prefix in compiled:
+                        (prefixes if is_prefix else anchors).add(first)
+            if i == 0:
+                source = piece
+            else:
+                source += f"(?: {piece})?" if optional else f" {piece}"
+        regex = re.compile(f"(?:{source})(?![a-z0-9])")
+        return _Entry(group, regex, frozenset(anchors), frozenset(prefixes))
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """Entries by the first word they need, so a message only tries what can match."""
+
+    exact: Mapping[str, tuple[_Entry, ...]]
+    prefixes: Mapping[str, tuple[tuple[str, _Entry], ...]]  # by the prefix's first 3 letters
+    seen: dict[str, tuple[_Entry, ...]]  # candidates per word, filled as words are met
+
+    @classmethod
+    def of(cls, entries: list[_Entry]) -> _Index:
+        exact: dict[str, list[_Entry]] = {}
+        prefixes: dict[str, list[tuple[str, _Entry]]] = {}
+        for e in entries:
+            for word in e.anchors:
+                exact.setdefault(word, []).append(e)
+            for stem in e.prefixes:
+                prefixes.setdefault(stem[:3], []).append((stem, e))
+        return cls({k: tuple(v) for k, v in exact.items()},
+                   {k: tuple(v) for k, v in prefixes.items()}, {})
+
+    def candidates(self, token: str) -> tuple[_Entry, ...]:
+        found = self.seen.get(token)
+        if found is None:
+            found = self.exact.get(token, ())
+            for stem, entry in self.prefixes.get(token[:3], ()):
+                if token.startswith(stem):
+                    found = (*found, entry)
+            if len(self.seen) > _SEEN_MAX:
+                self.seen.clear()
+            self.seen[token] = found
+        return found
+
+    def matches(self, text: str) -> Iterator[tuple[_Entry, re.Match[str]]]:
+        """Yield every entry matching at a word start of ``text``, in text order."""
+        pos = 0
+        candidates = self.candidates
+        for token in text.split(" "):
+            for entry in candidates(token):
+                m = entry.regex.match(text, pos)
+                if m is not None:
+                    yield entry, m
+            pos += len(token) + 1
+
+
+# -- the lexicon -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Lexicon:
+    normalise: _Normaliser
+    languages: tuple[str, ...]
+    always: tuple[str, ...]
+    indexes: Mapping[tuple[str, ...], _Index]
+    negation: re.Pattern[str]
+
+    def key(self, language: str | None) -> tuple[str, ...]:
+        if language in self.languages and language not in self.always:
+            return (*self.always, language)
+        if language in self.always:
+            return self.always
+        return self.languages
+
+
+def _load(data: dict[str, Any]) -> _Lexicon:
+    normalise = _make_normaliser(data.get("normalise", {}))
+    compiler = _EntryCompiler(normalise, data.get("words", {}))
+    languages = tuple(sorted({lang for g in _GROUPS for lang in data[g]}))
+    always = tuple(lang for lang in languages if lang in data["languages"]["always"])
+    keys = {always, languages, *((*always, lang) for lang in languages if lang not in always)}
+    markers = data["markers"]
+    jest = [compiler.entry("jest", e) for e in markers["jest"]]
+    indexes = {
+        key: _Index.of(
+            [compiler.entry(g, e) for g in _GROUPS for lang in key for e in data[g].get(lang, [])]
+            + jest
+        )
+        for key in keys
+    }
+    negators = "|".join(re.escape(normalise(w)) for w in markers["negators"])
+    stops = "|".join(re.escape(normalise(w)) for w in markers["negation_stops"])
+    negation = re.compile(
+        rf"(?<![a-z0-9])(?:{negators})(?: (?!(?:{stops})(?![a-z0-9]))[^ |]+){{0,2}} $"
+    )
+    return _Lexicon(normalise, languages, always, indexes, negation)
+
+
+def _read_packaged() -> _Lexicon:
+    path = resources.files("chatserver").joinpath("data/risk_lexicon.toml")
+    return _load(tomllib.loads(path.read_text(encoding="utf-8")))
+
+
+_LEXICON = _read_packaged()
+
+
+def normalise(text: str) -> str:
+    """Return ``text`` as the scorer sees it (for tests and for lexicon authors)."""
+    return _LEXICON.normalise(text[:MAX_CHARS])
+
+
+# -- scoring -----------------------------------------------------------------
+
+
+def _without_hyperbole(text: str, spans: list[tuple[int, int]]) -> str:
+    """Replace every hyperbole match with a clause break, so nothing matches across it."""
+    out, last = [], 0
+    for start, end in spans:
+        if start >= last:
+            out.append(text[last:start])
+            out.append("|")
+            last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _found(text: str, key: tuple[str, ...]) -> set[str]:
+    """Return the names of the groups with at least one match that is not negated."""
+    index = _LEXICON.indexes[key]
+    matches = list(index.matches(text))
+    hyperbole = [m.span() for e, m in matches if e.group == "hyperbole"]
+    if hyperbole:
+        text = _without_hyperbole(text, hyperbole)
+        matches = list(index.matches(text))
+    negation = _LEXICON.negation
+    found: set[str] = set()
+    for entry, m in matches:
+        if entry.group in found or entry.group == "hyperbole":
+            continue
+        start = m.start()
+        if entry.group in _NOT_NEGATED or not negation.search(text, max(0, start - 60), start):
+            found.add(entry.group)
+    return found
+
+
+def _decide(found: set[str]) -> Level:
+    """Combine the groups found in a message into a level (docs/safety.md, "Rules")."""
+    if "benign" in found:
+        found.discard("medication")
+    means = bool(found & {"means", "medication"})
+    ideation = found & {"passive", "hopeless", "veiled"}
+    context = ideation | (found & {"plan", "preparation"})
+    if found & {"urgent", "overdose"}:
+        return "crisis"
+    if "intent" in found:
+        joking = "jest" in found and not (means or context or "timeframe" in found)
+        return "elevated" if joking else "crisis"
+    if means and context:
+        return "crisis"
+    if found & {"veiled", "plan"} and "timeframe" in found:
+        return "crisis"
+    if found & {"plan", "preparation"} and ideation:
+        return "crisis"
+    if ideation or found & {"plan", "self_harm"}:
+        return "elevated"
+    return "normal"
+
+
+def score(text: str, language: str | None = None) -> Level:
+    """Return the risk level of one seeker message; see the module docstring."""
+    text = _LEXICON.normalise(text[:MAX_CHARS])
+    if not text:
+        return "normal"
+    return _decide(_found(text, _LEXICON.key(language)))

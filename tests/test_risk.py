@@ -1,0 +1,313 @@
+"""The risk scorer: measured on the labelled set, then behaviour by behaviour.
+
+`pytest tests/test_risk.py -s` prints the precision/recall table; a failing
+threshold test shows the same table and the misclassified lines.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chatserver import risk
+from chatserver.risk import LEVELS, Level, higher, normalise, rank, score
+
+LABELLED = Path(__file__).parent / "data" / "risk_labelled.tsv"
+HELD_OUT_MARKER = "# ---- held out"
+
+CRISIS_RECALL_MIN = 0.95
+ELEVATED_OR_ABOVE_RECALL_MIN = 0.90
+FALSE_ALARM_MAX = 0.05
+
+
+@dataclass(frozen=True)
+class Example:
+    level: Level
+    language: str
+    text: str
+    held_out: bool
+
+
+def _examples() -> list[Example]:
+    examples, held_out = [], False
+    for number, line in enumerate(LABELLED.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith(HELD_OUT_MARKER):
+            held_out = True
+        if not line.strip() or line.startswith("#"):
+            continue
+        level, language, text = line.split("\t", 2)
+        assert level in LEVELS, f"{LABELLED.name}:{number}: unknown level {level!r}"
+        examples.append(Example(level, language, text, held_out))  # type: ignore[arg-type]
+    return examples
+
+
+EXAMPLES = _examples()
+
+
+@dataclass(frozen=True)
+class Report:
+    crisis_recall: float
+    elevated_or_above_recall: float
+    false_alarms: float
+    text: str
+
+
+def _ratio(part: int, whole: int) -> float:
+    return part / whole if whole else 1.0
+
+
+def _report(examples: list[Example], title: str) -> Report:
+    pairs = [(e.level, score(e.text, e.language), e) for e in examples]
+    lines = [f"{title}: {len(pairs)} lines", "level      precision  recall   n"]
+    for level in LEVELS:
+        predicted = sum(p == level for _, p, _ in pairs)
+        actual = sum(a == level for a, _, _ in pairs)
+        hit = sum(a == p == level for a, p, _ in pairs)
+        lines.append(
+            f"{level:<10} {_ratio(hit, predicted):>9.2f}  {_ratio(hit, actual):>6.2f}  {actual:>3}"
+        )
+    crisis = [p for a, p, _ in pairs if a == "crisis"]
+    at_risk = [p for a, p, _ in pairs if a != "normal"]
+    normal = [p for a, p, _ in pairs if a == "normal"]
+    report = Report(
+        crisis_recall=_ratio(crisis.count("crisis"), len(crisis)),
+        elevated_or_above_recall=_ratio(sum(p != "normal" for p in at_risk), len(at_risk)),
+        false_alarms=_ratio(sum(p != "normal" for p in normal), len(normal)),
+        text="",
+    )
+    lines += [
+        f"crisis recall            {report.crisis_recall:.2f}  (min {CRISIS_RECALL_MIN})",
+        f"elevated-or-above recall {report.elevated_or_above_recall:.2f}"
+        f"  (min {ELEVATED_OR_ABOVE_RECALL_MIN})",
+        f"false alarms on normal   {report.false_alarms:.2f}  (max {FALSE_ALARM_MAX})",
+        "misclassified:",
+        *(f"  want {a:<8} got {p:<8} [{e.language}] {e.text}" for a, p, e in pairs if a != p),
+    ]
+    return Report(report.crisis_recall, report.elevated_or_above_recall,
+                  report.false_alarms, "\n".join(lines))
+
+
+def test_labelled_set_is_big_and_balanced_enough() -> None:
+    """The labelled set has 200+ lines, every level, both languages and a held-out part."""
+    assert len(EXAMPLES) >= 200
+    assert {e.level for e in EXAMPLES} == set(LEVELS)
+    assert {e.language for e in EXAMPLES} >= {"en", "es"}
+    assert sum(e.held_out for e in EXAMPLES) >= 60
+
+
+def test_scorer_meets_the_thresholds_on_the_labelled_set() -> None:
+    """Crisis recall, elevated-or-above recall and false alarms meet the thresholds."""
+    full = _report(EXAMPLES, "full set")
+    held = _report([e for e in EXAMPLES if e.held_out], "held-out part (never tuned against)")
+    print(f"\n{full.text}\n\n{held.text}")
+    assert full.crisis_recall >= CRISIS_RECALL_MIN, full.text
+    assert full.elevated_or_above_recall >= ELEVATED_OR_ABOVE_RECALL_MIN, full.text
+    assert full.false_alarms <= FALSE_ALARM_MAX, full.text
+
+
+# -- levels ------------------------------------------------------------------
+
+
+def test_rank_orders_the_levels() -> None:
+    """Rank is 0, 1, 2 for normal, elevated, crisis."""
+    assert [rank(level) for level in LEVELS] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("a", LEVELS)
+@pytest.mark.parametrize("b", LEVELS)
+def test_higher_returns_the_higher_level(a: Level, b: Level) -> None:
+    """Higher returns whichever level ranks higher, in either order."""
+    assert rank(higher(a, b)) == max(rank(a), rank(b))
+
+
+# -- normalisation -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("I'M GOING TO", "im going to"),
+        ("I am", "im"),
+        ("i don’t", "i dont"),
+        ("do not", "dont"),
+        ("killlll myselffff", "kil myself"),
+        ("K1ll mys3lf", "kil myself"),
+        ("está cansada", "esta cansada"),
+        ("¿Qué pasa?", "que pasa |"),
+        ("kms rn", "kil myself right now"),
+        ("wanna ctb tmrw", "want to kil myself tomorow"),
+        ("took 800mg", "tok 800 mg"),
+        ("it is 20 kms away", "it is 20 km away"),
+        ("💊💊", "pils pils"),
+    ],
+)
+def test_normalise_folds_spelling_variants(raw: str, normalised: str) -> None:
+    """Case, accents, apostrophes, repeats, leetspeak, abbreviations and emoji fold to one form."""
+    assert normalise(raw) == normalised
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I want to kill myself", "i want to kill myself", "I WANT TO KILL MYSELF",
+     "i want to killll myselfff", "i w4nt to k1ll mys3lf", "i wanna kill my self",
+     "want to kill myself.", "kms", "i want to unalive myself", "gonna ctb"],
+)
+def test_spelling_variants_of_intent_score_crisis(text: str) -> None:
+    """Explicit intent is crisis however it is spelled."""
+    assert score(text) == "crisis"
+
+
+def test_spanish_matches_with_and_without_accents() -> None:
+    """Spanish phrases match whether or not the writer types the tildes."""
+    assert score("todos estarían mejor sin mí") == "elevated"
+    assert score("todos estarian mejor sin mi") == "elevated"
+    assert score("ME VOY A SUICIDAR") == "crisis"
+
+
+# -- hyperbole, negation, reporting ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["this homework is killing me", "I could kill for a coffee", "dying to see it",
+     "I'm dead lol", "that joke killed me", "me muero de risa", "me mata el calor",
+     "I'm dying of embarrassment", "me quiero morir de vergüenza", "i cut myself shaving",
+     "to die for", "me voy a matar a estudiar"],
+)
+def test_everyday_hyperbole_stays_normal(text: str) -> None:
+    """Everyday exaggeration about dying or killing is normal."""
+    assert score(text) == "normal"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I'm not suicidal", "i'm not going to kill myself", "I would never hurt myself",
+     "i don't want to die", "no quiero matarme", "nunca me haría daño", "no pienso suicidarme"],
+)
+def test_negated_statements_stay_normal(text: str) -> None:
+    """A negation right before the statement cancels it."""
+    assert score(text) == "normal"
+
+
+def test_negation_does_not_reach_across_a_new_statement() -> None:
+    """"not okay, i want to die" is not negated: the negation belongs to another clause."""
+    assert score("i'm not okay i want to die") == "crisis"
+    assert score("i dont know why but i want to kill myself") == "crisis"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["my friend's essay about suicide prevention", "the suicide squad was bad",
+     "my friend says she wants to kill herself", "a documentary on suicide rates",
+     "vi una película sobre un chico que se suicida"],
+)
+def test_talk_about_others_or_topics_stays_normal(text: str) -> None:
+    """Talk about suicide as a topic or about someone else does not score the seeker."""
+    assert score(text) == "normal"
+
+
+def test_a_joke_marker_lowers_bare_intent_to_elevated() -> None:
+    """Intent marked as a joke with nothing else is elevated, not crisis or normal."""
+    assert score("gonna kill myself if they play that song again lol") == "elevated"
+    assert score("quiero matarme jajaja") == "elevated"
+    assert score("lol i have the pills, i want to kill myself tonight") == "crisis"
+
+
+# -- means, plans, timeframes -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I have the pills ready", "took 30 tylenol", "i took 12 of my sleeping pills",
+     "im going to end it tonight", "i can't go on, i bought a rope",
+     "ya tengo las pastillas listas", "me tomé 20 pastillas", "i drank antifreeze"],
+)
+def test_means_with_intent_plan_or_time_is_crisis(text: str) -> None:
+    """Means with a plan, a count, a timeframe or ideation is crisis."""
+    assert score(text) == "crisis"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I took ibuprofen for my headache", "took 2 tylenol", "the rope swing is fun",
+     "i take 800mg ibuprofen my doctor prescribed", "i need to take my pills tonight",
+     "we crossed the bridge today", "me tomé un ibuprofeno para el dolor de cabeza"],
+)
+def test_means_alone_stays_normal(text: str) -> None:
+    """A means word in an ordinary sentence is normal."""
+    assert score(text) == "normal"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I wish I could sleep and not wake up", "everyone would be better off without me",
+     "I started cutting again", "no quiero despertar", "todos estarían mejor sin mí",
+     "me volví a cortar", "i relapsed on sh"],
+)
+def test_passive_ideation_and_self_harm_are_elevated(text: str) -> None:
+    """Passive ideation and self-harm are elevated."""
+    assert score(text) == "elevated"
+
+
+# -- emoji ---------------------------------------------------------------------
+
+
+def test_pill_emoji_counts_as_medication() -> None:
+    """💊 is medication: normal alone, crisis with ideation."""
+    assert score("💊") == "normal"
+    assert score("no reason to live 💊") == "crisis"
+    assert score("💊💊💊") == "crisis"
+
+
+def test_laughing_skull_is_a_joke_marker() -> None:
+    """💀 reads as laughing, like "lol"."""
+    assert score("lmao i'm dead 💀") == "normal"
+    assert score("i want to kill myself 💀") == "elevated"
+
+
+def test_knife_and_rope_emoji_are_means() -> None:
+    """🔪 and 🪢 are means: nothing alone, crisis with hopelessness."""
+    assert score("🔪") == score("🪢") == "normal"
+    assert score("i can't do this anymore 🪢") == "crisis"
+
+
+# -- languages and robustness ----------------------------------------------------
+
+
+def test_every_always_language_is_tried_whatever_the_hint() -> None:
+    """A Spanish message is scored under an English hint, and the reverse."""
+    assert score("quiero matarme", "en") == "crisis"
+    assert score("i want to kill myself", "es") == "crisis"
+    assert score("i want to kill myself", "xx") == "crisis"
+    assert score("i want to kill myself", None) == "crisis"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.sampled_from(["en", "es", None, "fr", ""]))
+def test_score_never_raises(text: str, language: str | None) -> None:
+    """Any string in any language hint scores to a level without raising."""
+    assert score(text, language) in LEVELS
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "\x00\x1f\x7f", "\u200d\ufe0f", "💊" * 5000, "a" * 50_000,
+     "kill myself " * 2000, "|||...,,,", "\ud800", "i" + " " * 10_000 + "want to die"],
+)
+def test_score_handles_edge_inputs(text: str) -> None:
+    """Empty, control, surrogate and huge strings score without raising."""
+    assert score(text) in LEVELS
+
+
+def test_a_malformed_entry_fails_at_load() -> None:
+    """An entry that does not start with a word is refused when the lexicon loads."""
+    path = Path(risk.__file__).parent / "data" / "risk_lexicon.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data["intent"]["en"].append("... kill myself")
+    with pytest.raises(ValueError, match="must start with a word"):
+        risk._load(data)
