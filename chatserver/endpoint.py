@@ -127,7 +127,7 @@ async def _read(ws: WebSocket, node: Node, conn: Connection, seat) -> None:  # t
             kind = obj["type"]
             metrics.FRAMES.labels(metrics.frame_type_label(kind)).inc()
             limits.check(kind, started)
-            frame = protocol.parse_frame(obj, seat.role)  # type: ignore[arg-type]
+            frame = protocol.parse_frame(obj, seat.role)
             await node.handle(seat, frame)
         except FrameError as exc:
             metrics.ERRORS.labels(str(exc.code)).inc()

@@ -90,9 +90,20 @@ class Node:
         await asyncio.gather(*(c.drain(1.0) for c in conns))
 
     def spawn(self, coro: Awaitable[Any]) -> None:
+        """Run background work; its failure is logged by kind only, never its details."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, FrameError) and exc.code == ErrorCode.UNAVAILABLE:
+            log.warning("matching backend unreachable in background work")
+        elif exc is not None:
+            log.error("background work failed: %s", type(exc).__name__)
 
     # -- seats -------------------------------------------------------------------
 
@@ -170,7 +181,7 @@ class Node:
         seat.last_place = None
         seat.last_shift = None
         if seat.role == "listener" and seat.status == "available":
-            self.spawn(self._push_shift(seat))
+            self.spawn(self._matcher_shift(seat, status="available"))
         self._queue_changed()
 
     def detach(self, seat: Seat, conn: Connection, code: int | None) -> None:
@@ -326,7 +337,8 @@ class Node:
             return HELD_FOREVER, {"reason": "crisis_room"}
         remaining = seat.cooldown_until - time.time()
         if remaining > 0:
-            return seat.cooldown_until, {"reason": "cooldown", "remaining_s": int(remaining + 0.999)}
+            hold = {"reason": "cooldown", "remaining_s": int(remaining + 0.999)}
+            return seat.cooldown_until, hold
         return 0.0, None
 
     async def _update_hold(self, seat: Seat) -> None:
@@ -371,7 +383,7 @@ class Node:
             return
         now = time.monotonic()
         room = Room(match.room, match.ticket.topic, match.ticket.language, match.ticket.note,
-                    seeker.risk, time.time(), now, self.settings.history)  # type: ignore[arg-type]
+                    seeker.risk, time.time(), now, self.settings.history)
         room.add(Member(seeker.id, "seeker", seeker.alias, "member"))
         room.add(Member(listener.id, "listener", listener.alias, "member"))
         self.rooms[room.id] = room

@@ -210,10 +210,10 @@ def decode(payload: str | bytes, *, msgpack_binary: bool) -> dict[str, Any]:
             obj = msgpack.unpackb(payload, raw=False, strict_map_key=True)
         else:
             obj = json.loads(payload)
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
-        raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON or MessagePack objects.")
-    except Exception:  # msgpack raises a few others on garbage; none is our fault
-        raise FrameError(ErrorCode.BAD_REQUEST, "Frames must be JSON or MessagePack objects.")
+    except Exception:  # JSON and msgpack raise several kinds on garbage; none is our fault
+        raise FrameError(
+            ErrorCode.BAD_REQUEST, "Frames must be JSON or MessagePack objects."
+        ) from None
     if not isinstance(obj, dict):
         raise FrameError(ErrorCode.BAD_REQUEST, "A frame must be an object.")
     if not isinstance(obj.get("type"), str):
@@ -344,7 +344,7 @@ def _reason(obj: dict[str, Any], ref: str) -> str | None:
         raise FrameError(ErrorCode.BAD_REQUEST, "reason must be a string.", ref)
     reason = reason.strip()
     if len(reason) > REASON_MAX:
-        raise FrameError(ErrorCode.TOO_LONG, f"reason must be at most {REASON_MAX} characters.", ref)
+        raise FrameError(ErrorCode.TOO_LONG, f"reason is over {REASON_MAX} characters.", ref)
     return reason or None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import tokens
+from .risk import Level
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -27,7 +28,7 @@ class Seat:
     conn: Connection | None = None
     rooms: set[str] = field(default_factory=set)
     waiting: bool = False  # seeker in the queue
-    risk: str = "normal"  # seeker's highest risk so far
+    risk: Level = "normal"  # seeker's highest risk so far
     topic: str | None = None
     language: str | None = None
     note: str | None = None

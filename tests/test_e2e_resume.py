@@ -96,3 +96,16 @@ async def test_expired_seat_cannot_be_resumed(server: Server) -> None:
     late = await Client.connect(server.ws_url)
     await late.send({"type": "hello", "resume": s.resume})
     assert await late.closed() == 4401
+
+
+async def test_resumed_listener_takes_new_seekers_again(server: Server) -> None:
+    """A listener is not matched while away, and is matched again once resumed."""
+    lst = await listener(server.ws_url, server.token("listener", "Sam"))
+    lst.drop()
+    s = await seeker(server.ws_url)
+    assert (await s.expect("queued"))["on_shift"] in (0, 1)
+    await s.nothing("matched", 0.3)
+    back = await Client.connect(server.ws_url)
+    await back.hello(resume=lst.resume)
+    await s.expect("matched")
+    await back.expect("matched")

@@ -151,7 +151,7 @@ async def test_rate_limit_then_flood_close_4429(make_server) -> None:  # type: i
     for i in range(3):
         assert (await s.expect("message", id=str(i)))["seq"] == i + 1
     assert (await s.expect("error"))["code"] == "rate_limited"
-    for i in range(10):
+    for _ in range(10):
         try:
             await s.send({"type": "message", "room": room, "text": "flood"})
         except websockets.ConnectionClosed:

@@ -49,7 +49,8 @@ class Client:
         while True:
             left = deadline - loop.time()
             if left <= 0:
-                raise TimeoutError(f"no {kind} {match or ''}; got {[f['type'] for f in self.inbox]}")
+                seen = [f["type"] for f in self.inbox]
+                raise TimeoutError(f"no {kind} {match or ''}; got {seen}")
             frame = await self._next(left)
             if frame["type"] == kind and all(frame.get(k) == v for k, v in match.items()):
                 return frame

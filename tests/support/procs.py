@@ -29,6 +29,8 @@ def wait_until(check, timeout: float = 10.0, what: str = "condition") -> None:  
         try:
             if check():
                 return
+        except RuntimeError:
+            raise  # the process we wait for has died: say so at once
         except Exception:
             pass
         time.sleep(0.05)
@@ -69,7 +71,7 @@ class Server:
         cmd = [sys.executable, "-m", "chatserver", "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        wait_until(self.healthy, 15, f"server on {self.port}")
+        wait_until(self.healthy, 30, f"server on {self.port}")
         return self
 
     def healthy(self) -> bool:
