@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -72,6 +73,9 @@ class Connection:
         self.peer_close_code: int | None = None  # what the client closed with
         self.gone = False  # the socket is closed; nothing more can be sent
         self.typing_at: dict[str, float] = {}
+        # Called once when the client fell behind (4420): the seat is dropped at
+        # once, even though the close frame waits until the client reads again.
+        self.on_backlog: Callable[[], None] | None = None
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
@@ -84,6 +88,8 @@ class Connection:
             self._queue.put_nowait(out.encoded(self.msgpack_binary))
         except asyncio.QueueFull:
             self.close(CloseCode.BACKLOG)
+            if self.on_backlog is not None:
+                self.on_backlog()
 
     def send(self, frame: dict[str, Any]) -> None:
         self.push(Outgoing(frame))

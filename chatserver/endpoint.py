@@ -49,6 +49,13 @@ async def serve(ws: WebSocket) -> None:
     try:
         seat = await _hello(ws, node, conn)
         if seat is not None:
+            backlogged = seat
+
+            def lagging() -> None:
+                metrics.CLOSES.labels(str(int(CloseCode.BACKLOG))).inc()
+                node.detach(backlogged, conn, None)
+
+            conn.on_backlog = lagging
             await _read(ws, node, conn, seat)
     except Exception:
         # Don't include exception details, which may hold message text.

@@ -179,3 +179,29 @@ async def test_a_crashing_client_does_not_affect_others(server: Server) -> None:
     await s.send({"type": "message", "room": room, "text": "still here"})
     assert (await lst.expect("message"))["text"] == "still here"
     await moderator(server.ws_url, server.token("moderator", "M"))
+
+
+async def test_a_client_that_stops_reading_is_dropped_with_4420(make_server) -> None:  # type: ignore[no-untyped-def]
+    """A seeker that stops reading is cut off (4420) without slowing its room: the listener
+    sees it away at once, and the stalled client finds 4420 when it reads again."""
+    srv = make_server("--rate", "100000/1")
+    lst = await listener(srv.ws_url, srv.token("listener", "Sam"))
+    slow = await seeker(srv.ws_url)  # from here on it reads nothing until the end
+    room = (await lst.expect("matched"))["room"]
+
+    async def watch_for_away() -> dict[str, object]:
+        while True:
+            frame = await lst._next(30)
+            if frame["type"] == "presence":
+                return frame
+
+    away = asyncio.create_task(watch_for_away())
+    sent = 0
+    while not away.done() and sent < 50_000:
+        await lst.send({"type": "message", "room": room, "text": "x" * 2000})
+        sent += 1
+        if sent % 100 == 0:
+            await asyncio.sleep(0)
+    assert (await asyncio.wait_for(away, 5))["state"] == "away"
+    assert await slow.closed(10) == 4420
+    assert len(slow.inbox) < sent  # what was queued past the cap was dropped, not kept
