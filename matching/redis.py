@@ -1,0 +1,337 @@
+"""Matching in Redis, so that many nodes share one queue and one set of listeners.
+
+Every pairing decision is one Lua script (:mod:`matching.redis_lua`) run
+atomically by Redis; the rules are those of :mod:`matching.base`, the same as
+:class:`~matching.memory.MemoryMatcher`. Pairing happens inside the call that
+brings the second party, never on a timer.
+
+Data layout. Every key has a TTL; "1 h" keys are refreshed whenever they are
+touched and by each node's heartbeat, so they live as long as there is activity
+and vanish an hour after the last node is gone.
+
+=====================================  ======  ======  ==========================================
+key                                    type    TTL     holds
+=====================================  ======  ======  ==========================================
+``hearth:waiting``                     ZSET    1 h     waiting seats; score = risk band + arrival
+``hearth:ticket:{seat}``               HASH    1 h     node, risk, topic, language, note, since,
+                                                       arrival. Deleted on match and cancel.
+``hearth:listener:{seat}``             HASH    1 h     node, status, topics, languages (JSON),
+                                                       capacity, rooms, free_since, held_until,
+                                                       order (first-on-shift tie-break)
+``hearth:lrooms:{seat}``               SET     1 h     the listener's open rooms
+``hearth:room:{room}``                 STRING  1 h     the room's listener (room -> listener)
+``hearth:available``                   SET     1 h     listeners whose status is ``available``
+``hearth:listeners``                   SET     1 h     every listener on record
+``hearth:rooms``                       ZSET    1 h     open rooms, scored by last refresh (stats)
+``hearth:match_times``                 LIST    1 h     wall times of the last 20 matches
+``hearth:arrivals``, ``hearth:heads``  STRING  1 h     arrival counters (ordinary, head requeue)
+``hearth:listener_order``              STRING  1 h     counter for ``order``
+``hearth:node:{node}``                 STRING  10 s    presence; refreshed every 3 s and by every
+                                                       script the node runs
+``hearth:epoch``                       STRING  1 h     random value; a change means Redis lost
+                                                       its data and nodes must register again
+``hearth:sweep``                       STRING  2.5 s   lock: one node a period sweeps the dead
+=====================================  ======  ======  ==========================================
+
+Score of a waiting seat: ``band * 2**44 + arrival`` with band 0 for crisis, 1 for
+elevated, 2 for normal; ordinary arrivals are ``2**43 + INCR hearth:arrivals``,
+head requeues ``INCR hearth:heads``, so they go before their level, first come
+first served among themselves.
+
+Nothing here is message text, an address or a token. The one piece of a
+person's words is the ticket's ``note`` (the seeker's first words, which the
+listener sees on match); it lives only while the seeker waits: the ticket is
+deleted when matched or cancelled and otherwise expires.
+
+Presence: a ticket or listener whose node's presence key is gone is treated as
+gone (skipped and deleted by the scripts, swept by the heartbeat), so a waiter
+whose node died is never matched. A node that finds its own presence key lapsed
+or ``hearth:epoch`` changed calls the resync callback (:meth:`set_resync`).
+
+Changes are announced on the channel ``hearth:queue`` (the payload is the
+node id); a subscriber calls ``on_change`` for other nodes' changes, and each
+call here calls it at once for this node's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis import exceptions as rexc
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from .base import (
+    HELD_FOREVER,
+    Listener,
+    Match,
+    Matcher,
+    MatchingError,
+    Place,
+    Stats,
+    Ticket,
+    estimate,
+)
+from .memory import RATE_WINDOW_S
+from .redis_lua import SCRIPTS
+
+log = logging.getLogger("hearth.matching.redis")
+
+CHANNEL = "hearth:queue"
+TTL_S = 3600
+NODE_TTL_S = 10
+BEAT_S = 3.0
+TOUCH_EVERY = 10  # beats between refreshes of this node's own tickets and listeners
+FOREVER = 1e300  # how HELD_FOREVER is stored
+_UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError,
+                asyncio.TimeoutError)
+
+
+def _opt(value: str | None) -> str:
+    return "" if value is None else "v:" + value
+
+
+def _held(value: str) -> float:
+    held = float(value)
+    return HELD_FOREVER if held >= FOREVER / 10 else held
+
+
+class RedisMatcher(Matcher):
+    def __init__(self, url: str, node_id: str) -> None:
+        self.node_id = node_id
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=20, timeout=3, socket_timeout=2, socket_connect_timeout=2,
+            health_check_interval=10, decode_responses=True, retry=Retry(NoBackoff(), 0))
+        self._redis = Redis(connection_pool=pool)
+        self._scripts = {name: self._redis.register_script(src) for name, src in SCRIPTS.items()}
+        self._on_change: Callable[[], None] = lambda: None
+        self._resync: Callable[[], Awaitable[None]] | None = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self._resync_again = False
+        self._epoch: str | None = None
+        self._started = False
+        self._lapsed = False  # the last script found this node's presence key gone
+        self._mine_tickets: set[str] = set()
+        self._mine_listeners: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self, on_change: Callable[[], None]) -> None:
+        self._on_change = on_change
+        try:
+            await self._beat(touch=True)
+        except MatchingError:
+            log.warning("redis unreachable at start; will keep trying")
+        self._started = True
+        self._tasks = [asyncio.create_task(self._heartbeat()),
+                       asyncio.create_task(self._subscriber())]
+
+    async def close(self) -> None:
+        self._on_change = lambda: None
+        for task in [*self._tasks, self._resync_task]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._redis.delete(f"hearth:node:{self.node_id}"), 1)
+        await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()
+
+    def set_resync(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._resync = callback
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await asyncio.wait_for(self._redis.ping(), 1.0))
+        except Exception:
+            return False
+
+    # -- seekers -----------------------------------------------------------------
+
+    async def request(self, ticket: Ticket, *, head: bool = False) -> list[Match]:
+        now = time.time()
+        if ticket.since == 0.0:
+            ticket.since = now
+        _, matches = await self._run(
+            "request", now, ticket.seat, ticket.node, ticket.risk, _opt(ticket.topic),
+            _opt(ticket.language), _opt(ticket.note), repr(ticket.since), "1" if head else "0",
+            secrets.token_hex(16))
+        if matches:
+            self._mine_tickets.discard(ticket.seat)
+        else:
+            self._mine_tickets.add(ticket.seat)
+        return matches
+
+    async def cancel(self, seat: str) -> bool:
+        info, _ = await self._run("cancel", time.time(), seat)
+        self._mine_tickets.discard(seat)
+        return bool(info[0])
+
+    async def raise_risk(self, seat: str, risk: str) -> None:
+        await self._run("raise_risk", time.time(), seat, risk)
+
+    # -- listeners ---------------------------------------------------------------
+
+    async def set_shift(self, listener: Listener) -> list[Match]:
+        held = FOREVER if listener.held_until == HELD_FOREVER else listener.held_until
+        info, matches = await self._run(
+            "set_shift", time.time(), listener.seat, listener.node, listener.status,
+            json.dumps(list(listener.topics)), json.dumps(list(listener.languages)),
+            str(listener.capacity), str(listener.rooms), repr(held), secrets.token_hex(16))
+        listener.rooms = int(info[0])
+        listener.held_until = _held(info[1])
+        listener.free_since = float(info[2])
+        self._mine_listeners.add(listener.seat)
+        return matches
+
+    async def hold(self, seat: str, until: float) -> list[Match]:
+        held = FOREVER if until == HELD_FOREVER else until
+        _, matches = await self._run("hold", time.time(), seat, repr(held),
+                                     secrets.token_hex(16))
+        return matches
+
+    async def room_ended(self, room: str) -> list[Match]:
+        _, matches = await self._run("room_ended", time.time(), room, secrets.token_hex(16))
+        return matches
+
+    async def restore_rooms(self, seat: str, rooms: list[str]) -> None:
+        await self._run("restore_rooms", time.time(), seat, *rooms)
+
+    async def drop_listener(self, seat: str) -> None:
+        await self._run("drop_listener", time.time(), seat)
+        self._mine_listeners.discard(seat)
+
+    # -- views -------------------------------------------------------------------
+
+    async def places(self, seats: list[str]) -> dict[str, Place]:
+        now = time.time()
+        info, _ = await self._run("places", now, *seats)
+        waiting, on_shift, raw_times, ranks = int(info[0]), int(info[1]), info[2], info[3]
+        cutoff = now - RATE_WINDOW_S
+        times = [t for t in sorted(float(x) for x in raw_times) if t >= cutoff]
+        out: dict[str, Place] = {}
+        for seat, rank in zip(seats, ranks, strict=True):
+            if int(rank) < 0:
+                continue
+            position = int(rank) + 1
+            out[seat] = Place(position, waiting, estimate(position, times, on_shift), on_shift)
+        return out
+
+    async def listener(self, seat: str) -> tuple[Listener, int] | None:
+        info, _ = await self._run("listener", time.time(), seat)
+        if not info:
+            return None
+        f, fitting = info[0], int(info[1])
+        listener = Listener(
+            seat, f[0], f[1], tuple(json.loads(f[2])), tuple(json.loads(f[3])), int(f[4]),
+            int(f[5]), float(f[6]), _held(f[7]))
+        return listener, fitting
+
+    async def stats(self) -> Stats:
+        info, _ = await self._run("stats", time.time())
+        by_risk = {"crisis": int(info[3]), "elevated": int(info[4]), "normal": int(info[5])}
+        return Stats(int(info[0]), int(info[1]), int(info[2]), by_risk)
+
+    # -- internals -----------------------------------------------------------------
+
+    async def _run(self, name: str, now: float, *args: str) -> tuple[list[Any], list[Match]]:
+        """Run one script; announce a change locally; turn its matches into Matches."""
+        try:
+            reply = await self._scripts[name](
+                args=[self.node_id, repr(now), TTL_S, NODE_TTL_S, *args])
+        except _UNREACHABLE as exc:
+            raise MatchingError("redis unreachable") from exc
+        lapsed, changed, info, raw = reply
+        self._lapsed = bool(lapsed)
+        if lapsed and self._started:
+            log.warning("this node's presence had lapsed in redis; registering again")
+            self._need_resync()
+        matches = [self._match(m, now) for m in raw]
+        if changed:
+            self._on_change()
+        return info, matches
+
+    def _match(self, m: list[Any], now: float) -> Match:
+        room, seat, node, risk, topic, language, note, since, listener, listener_node = m
+        ticket = Ticket(seat, node, risk, topic, language, note, float(since))
+        return Match(room, ticket, listener, listener_node, max(0.0, now - ticket.since))
+
+    async def _beat(self, *, touch: bool) -> None:
+        tickets = sorted(self._mine_tickets) if touch else []
+        listeners = sorted(self._mine_listeners) if touch else []
+        info, _ = await self._run("heartbeat", time.time(), secrets.token_hex(8),
+                                  str(int(BEAT_S * 1000 * 0.8)), str(len(tickets)),
+                                  *tickets, *listeners)
+        epoch, gone_tickets, gone_listeners = info
+        self._mine_tickets.difference_update(gone_tickets)
+        self._mine_listeners.difference_update(gone_listeners)
+        if self._epoch is not None and epoch != self._epoch and not self._lapsed:
+            log.warning("redis lost its data (new epoch); registering again")
+            self._need_resync()
+        self._epoch = epoch
+
+    async def _heartbeat(self) -> None:
+        beats = 0
+        while True:
+            await asyncio.sleep(BEAT_S)
+            beats += 1
+            try:
+                await self._beat(touch=beats % TOUCH_EVERY == 0)
+            except MatchingError:
+                log.debug("heartbeat: redis unreachable")
+            except Exception:
+                log.exception("heartbeat failed")
+
+    def _need_resync(self) -> None:
+        if self._resync_task is not None and not self._resync_task.done():
+            self._resync_again = True
+            return
+        self._resync_task = asyncio.create_task(self._run_resync())
+
+    async def _run_resync(self) -> None:
+        while True:
+            self._resync_again = False
+            if self._resync is not None:
+                try:
+                    await self._resync()
+                except Exception:
+                    log.exception("resync failed; trying again shortly")
+                    self._resync_again = True
+                    await asyncio.sleep(BEAT_S)
+                    continue
+            self._on_change()
+            if not self._resync_again:
+                return
+
+    async def _subscriber(self) -> None:
+        """Call on_change for other nodes' changes; reconnect with backoff forever."""
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(CHANNEL)
+                backoff = 0.1
+                self._on_change()  # notifications may have been missed while away
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("data") != self.node_id:
+                        self._on_change()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("queue subscriber lost redis: %s", type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)

@@ -1,0 +1,417 @@
+"""The Lua scripts of :mod:`matching.redis`: every pairing decision is one of these.
+
+Each script runs atomically inside Redis, so two nodes racing can never give a
+seeker two listeners or push a listener over its capacity. Every script starts
+with the same prelude: it refreshes the calling node's presence key and reports
+whether that key had lapsed (then the node must register again what it holds).
+
+Common ARGV: 1 node id, 2 now (wall seconds, as text), 3 TTL of queue
+structures, 4 TTL of the presence key; the script's own arguments follow.
+Optional strings arrive as ``""`` for None and ``"v:<value>"`` otherwise.
+
+The scripts name keys they build themselves instead of passing them in KEYS,
+which a single Redis (not Redis Cluster) allows; see the data layout in
+:mod:`matching.redis`.
+"""
+
+from __future__ import annotations
+
+_PRELUDE = r"""
+local P = 'hearth:'
+local WAITING = P .. 'waiting'
+local AVAILABLE = P .. 'available'
+local LISTENERS = P .. 'listeners'
+local ROOMS = P .. 'rooms'
+local TIMES = P .. 'match_times'
+local ARRIVALS = P .. 'arrivals'
+local HEADS = P .. 'heads'
+local LORDER = P .. 'listener_order'
+local CHANNEL = P .. 'queue'
+local ME = ARGV[1]
+local NOW_S = ARGV[2]
+local NOW = tonumber(NOW_S)
+local TTL = tonumber(ARGV[3])
+local NODE_TTL = tonumber(ARGV[4])
+local STRIDE = 17592186044416      -- 2^44: one risk level's band of scores
+local ORDINARY = 8796093022208     -- 2^43: ordinary arrivals start here, heads below
+local LEVEL = {crisis = 0, elevated = 1, normal = 2}
+local RANK = {normal = 0, elevated = 1, crisis = 2}
+
+local lapsed = not redis.call('SET', P .. 'node:' .. ME, NOW_S, 'EX', NODE_TTL, 'GET')
+local changed = false
+
+local function int(x) return string.format('%.0f', x) end
+local function touch(key) redis.call('EXPIRE', key, TTL) end
+local function opt(s) if s == '' then return false end return string.sub(s, 3) end
+
+local alive_cache = {}
+local function alive(node)
+  local a = alive_cache[node]
+  if a == nil then
+    a = redis.call('EXISTS', P .. 'node:' .. node) == 1
+    alive_cache[node] = a
+  end
+  return a
+end
+
+local function tkey(s) return P .. 'ticket:' .. s end
+local function lkey(s) return P .. 'listener:' .. s end
+local function rkey(s) return P .. 'lrooms:' .. s end
+
+local function load_ticket(s)
+  local f = redis.call('HMGET', tkey(s), 'node', 'risk', 'topic', 'language', 'note', 'since',
+                       'arrival')
+  if not f[1] then return nil end
+  return {seat = s, node = f[1], risk = f[2], topic = f[3], language = f[4], note = f[5],
+          since = f[6], arrival = tonumber(f[7])}
+end
+
+local function drop_ticket(s)
+  redis.call('ZREM', WAITING, s)
+  redis.call('DEL', tkey(s))
+  changed = true
+end
+
+local function load_listener(s)
+  local f = redis.call('HMGET', lkey(s), 'node', 'status', 'topics', 'languages', 'capacity',
+                       'rooms', 'free_since', 'held_until', 'order')
+  if not f[1] then return nil end
+  return {seat = s, node = f[1], status = f[2], topics = cjson.decode(f[3]),
+          languages = cjson.decode(f[4]), capacity = tonumber(f[5]), rooms = tonumber(f[6]),
+          free_since = tonumber(f[7]), held_until = tonumber(f[8]), order = tonumber(f[9])}
+end
+
+local function drop_listener(s)
+  redis.call('DEL', lkey(s), rkey(s))
+  redis.call('SREM', AVAILABLE, s)
+  redis.call('SREM', LISTENERS, s)
+  changed = true
+end
+
+local function contains(list, v)
+  for _, x in ipairs(list) do if x == v then return true end end
+  return false
+end
+
+local function fits(t, l)
+  return (#l.topics == 0 or not t.topic or contains(l.topics, t.topic))
+     and (#l.languages == 0 or not t.language or contains(l.languages, t.language))
+end
+
+local function is_free(l)
+  return l.status == 'available' and l.rooms < l.capacity and l.held_until <= NOW
+end
+
+local function fairer(a, b)  -- fewest rooms, then free the longest, then first on shift
+  if a.rooms ~= b.rooms then return a.rooms < b.rooms end
+  if a.free_since ~= b.free_since then return a.free_since < b.free_since end
+  return a.order < b.order
+end
+
+local function score(risk, arrival) return LEVEL[risk] * STRIDE + arrival end
+
+local room_prefix, room_count = '', 0
+local function next_room()
+  room_count = room_count + 1
+  return string.sub(redis.sha1hex(room_prefix .. ':' .. room_count), 1, 24)
+end
+
+local function pair(t, l)
+  local room = next_room()
+  l.rooms = l.rooms + 1
+  redis.call('HSET', lkey(l.seat), 'rooms', int(l.rooms))
+  redis.call('SADD', rkey(l.seat), room)
+  touch(rkey(l.seat))
+  redis.call('SET', P .. 'room:' .. room, l.seat, 'EX', TTL)
+  redis.call('ZADD', ROOMS, NOW_S, room)
+  touch(ROOMS)
+  redis.call('LPUSH', TIMES, NOW_S)
+  redis.call('LTRIM', TIMES, 0, 19)
+  touch(TIMES)
+  changed = true
+  return {room, t.seat, t.node, t.risk, t.topic, t.language, t.note, t.since, l.seat, l.node}
+end
+
+-- A listener that became free takes the first fitting seekers in queue order.
+local function fill(l)
+  local out = {}
+  local start = 0
+  while is_free(l) do
+    local batch = redis.call('ZRANGE', WAITING, start, start + 99)
+    if #batch == 0 then break end
+    local removed = 0
+    for _, s in ipairs(batch) do
+      if not is_free(l) then break end
+      local t = load_ticket(s)
+      if not t then
+        redis.call('ZREM', WAITING, s)
+        removed = removed + 1
+      elseif not alive(t.node) then
+        drop_ticket(s)
+        removed = removed + 1
+      elseif fits(t, l) then
+        drop_ticket(s)
+        removed = removed + 1
+        out[#out + 1] = pair(t, l)
+      end
+    end
+    start = start + #batch - removed
+  end
+  return out
+end
+
+local function finish(info, matches)
+  if changed then redis.call('PUBLISH', CHANNEL, ME) end
+  return {lapsed and 1 or 0, changed and 1 or 0, info, matches}
+end
+
+local function on_shift()
+  local n = 0
+  for _, s in ipairs(redis.call('SMEMBERS', AVAILABLE)) do
+    local node = redis.call('HGET', lkey(s), 'node')
+    if node and alive(node) then n = n + 1 end
+  end
+  return n
+end
+"""
+
+# ARGV 5 seat, 6 node, 7 risk, 8 topic, 9 language, 10 note, 11 since, 12 head, 13 room prefix
+REQUEST = _PRELUDE + r"""
+local seat = ARGV[5]
+room_prefix = ARGV[13]
+redis.call('ZREM', WAITING, seat)
+redis.call('DEL', tkey(seat))
+local t = {seat = seat, node = ARGV[6], risk = ARGV[7], topic = opt(ARGV[8]),
+           language = opt(ARGV[9]), note = opt(ARGV[10]), since = ARGV[11]}
+local best = nil
+for _, s in ipairs(redis.call('SMEMBERS', AVAILABLE)) do
+  local l = load_listener(s)
+  if not l then
+    redis.call('SREM', AVAILABLE, s)
+  elseif not alive(l.node) then
+    drop_listener(s)
+  elseif is_free(l) and fits(t, l) and (best == nil or fairer(l, best)) then
+    best = l
+  end
+end
+changed = true
+if best then return finish({}, {pair(t, best)}) end
+local arrival
+if ARGV[12] == '1' then
+  arrival = redis.call('INCR', HEADS)
+  touch(HEADS)
+else
+  arrival = ORDINARY + redis.call('INCR', ARRIVALS)
+  touch(ARRIVALS)
+end
+local key = tkey(seat)
+redis.call('HSET', key, 'node', t.node, 'risk', t.risk, 'since', t.since, 'arrival', int(arrival))
+if t.topic then redis.call('HSET', key, 'topic', t.topic) end
+if t.language then redis.call('HSET', key, 'language', t.language) end
+if t.note then redis.call('HSET', key, 'note', t.note) end
+touch(key)
+redis.call('ZADD', WAITING, int(score(t.risk, arrival)), seat)
+touch(WAITING)
+return finish({}, {})
+"""
+
+# ARGV 5 seat
+CANCEL = _PRELUDE + r"""
+local removed = redis.call('ZREM', WAITING, ARGV[5])
+redis.call('DEL', tkey(ARGV[5]))
+changed = removed == 1
+return finish({removed}, {})
+"""
+
+# ARGV 5 seat, 6 risk
+RAISE_RISK = _PRELUDE + r"""
+local t = load_ticket(ARGV[5])
+if t and RANK[ARGV[6]] > RANK[t.risk] then
+  redis.call('HSET', tkey(t.seat), 'risk', ARGV[6])
+  redis.call('ZADD', WAITING, int(score(ARGV[6], t.arrival)), t.seat)
+  changed = true
+end
+return finish({}, {})
+"""
+
+# ARGV 5 seat, 6 node, 7 status, 8 topics (JSON), 9 languages (JSON), 10 capacity,
+# 11 rooms and 12 held_until (used only for a listener new to the queue), 13 room prefix
+SET_SHIFT = _PRELUDE + r"""
+local seat = ARGV[5]
+room_prefix = ARGV[13]
+local key = lkey(seat)
+local old = redis.call('HMGET', key, 'rooms', 'held_until', 'free_since', 'order')
+local rooms, held, free_since, order = old[1], old[2], old[3], old[4]
+if not order then
+  rooms, held, free_since = ARGV[11], ARGV[12], NOW_S
+  order = int(redis.call('INCR', LORDER))
+  touch(LORDER)
+end
+redis.call('HSET', key, 'node', ARGV[6], 'status', ARGV[7], 'topics', ARGV[8],
+           'languages', ARGV[9], 'capacity', ARGV[10], 'rooms', rooms, 'held_until', held,
+           'free_since', free_since, 'order', order)
+touch(key)
+redis.call('SADD', LISTENERS, seat)
+touch(LISTENERS)
+if ARGV[7] == 'available' then
+  redis.call('SADD', AVAILABLE, seat)
+  touch(AVAILABLE)
+else
+  redis.call('SREM', AVAILABLE, seat)
+end
+changed = true
+local l = load_listener(seat)
+local matches = fill(l)
+return finish({int(l.rooms), held, free_since}, matches)
+"""
+
+# ARGV 5 seat, 6 held_until, 7 room prefix
+HOLD = _PRELUDE + r"""
+room_prefix = ARGV[7]
+local l = load_listener(ARGV[5])
+if not l then return finish({}, {}) end
+redis.call('HSET', lkey(l.seat), 'held_until', ARGV[6])
+l.held_until = tonumber(ARGV[6])
+changed = true
+return finish({}, fill(l))
+"""
+
+# ARGV 5 room, 6 room prefix
+ROOM_ENDED = _PRELUDE + r"""
+room_prefix = ARGV[6]
+local seat = redis.call('GETDEL', P .. 'room:' .. ARGV[5])
+redis.call('ZREM', ROOMS, ARGV[5])
+if not seat then return finish({}, {}) end
+redis.call('SREM', rkey(seat), ARGV[5])
+local l = load_listener(seat)
+if not l then return finish({}, {}) end
+l.rooms = math.max(0, l.rooms - 1)
+l.free_since = NOW
+redis.call('HSET', lkey(seat), 'rooms', int(l.rooms), 'free_since', NOW_S)
+changed = true
+return finish({}, fill(l))
+"""
+
+# ARGV 5 seat, 6.. rooms the listener is in (after the backend lost them)
+RESTORE_ROOMS = _PRELUDE + r"""
+local seat = ARGV[5]
+local l = load_listener(seat)
+if not l then return finish({}, {}) end
+for i = 6, #ARGV do
+  redis.call('SADD', rkey(seat), ARGV[i])
+  redis.call('SET', P .. 'room:' .. ARGV[i], seat, 'EX', TTL)
+  redis.call('ZADD', ROOMS, NOW_S, ARGV[i])
+end
+touch(rkey(seat))
+touch(ROOMS)
+local n = redis.call('SCARD', rkey(seat))
+redis.call('HSET', lkey(seat), 'rooms', int(n))
+changed = true
+return finish({}, {})
+"""
+
+# ARGV 5 seat
+DROP_LISTENER = _PRELUDE + r"""
+if redis.call('EXISTS', lkey(ARGV[5])) == 1 then drop_listener(ARGV[5]) end
+return finish({}, {})
+"""
+
+# ARGV 5.. seats; info: waiting, on shift, recent match times (newest first), ranks
+PLACES = _PRELUDE + r"""
+local ranks = {}
+for i = 5, #ARGV do
+  local r = redis.call('ZRANK', WAITING, ARGV[i])
+  ranks[#ranks + 1] = r or -1
+end
+return finish({redis.call('ZCARD', WAITING), on_shift(), redis.call('LRANGE', TIMES, 0, 19),
+               ranks}, {})
+"""
+
+# ARGV 5 seat; info: the listener's fields (or empty) and how many waiting seekers fit it
+LISTENER = _PRELUDE + r"""
+local l = load_listener(ARGV[5])
+if not l then return finish({}, {}) end
+local fitting = 0
+for _, s in ipairs(redis.call('ZRANGE', WAITING, 0, -1)) do
+  local t = load_ticket(s)
+  if t and alive(t.node) and fits(t, l) then fitting = fitting + 1 end
+end
+local f = redis.call('HMGET', lkey(l.seat), 'node', 'status', 'topics', 'languages', 'capacity',
+                     'rooms', 'free_since', 'held_until')
+return finish({f, fitting}, {})
+"""
+
+# info: waiting, on shift, rooms, waiting crisis, elevated, normal
+STATS = _PRELUDE + r"""
+redis.call('ZREMRANGEBYSCORE', ROOMS, '-inf', '(' .. (NOW - TTL))
+local by = {}
+for level, n in pairs(LEVEL) do
+  by[level] = redis.call('ZCOUNT', WAITING, n * STRIDE, '(' .. int((n + 1) * STRIDE))
+end
+return finish({redis.call('ZCARD', WAITING), on_shift(), redis.call('ZCARD', ROOMS),
+               by.crisis, by.elevated, by.normal}, {})
+"""
+
+# ARGV 5 epoch candidate, 6 sweep lock ms, 7 number of ticket seats, then ticket seats, then
+# listener seats (both empty on beats that do not refresh this node's keys).
+# info: epoch, tickets gone, listeners gone
+HEARTBEAT = _PRELUDE + r"""
+local EPOCH = P .. 'epoch'
+redis.call('SET', EPOCH, ARGV[5], 'NX', 'EX', TTL)
+touch(EPOCH)
+local epoch = redis.call('GET', EPOCH)
+for _, k in ipairs({WAITING, AVAILABLE, LISTENERS, ROOMS, TIMES, ARRIVALS, HEADS, LORDER}) do
+  touch(k)
+end
+local gone_tickets, gone_listeners = {}, {}
+local n = tonumber(ARGV[7])
+for i = 8, 7 + n do
+  if redis.call('EXPIRE', tkey(ARGV[i]), TTL) == 0 then
+    gone_tickets[#gone_tickets + 1] = ARGV[i]
+  end
+end
+for i = 8 + n, #ARGV do
+  local s = ARGV[i]
+  if redis.call('EXPIRE', lkey(s), TTL) == 0 then
+    gone_listeners[#gone_listeners + 1] = s
+  else
+    touch(rkey(s))
+    for _, room in ipairs(redis.call('SMEMBERS', rkey(s))) do
+      touch(P .. 'room:' .. room)
+      redis.call('ZADD', ROOMS, 'XX', NOW_S, room)
+    end
+  end
+end
+-- One node a period sweeps out the waiters and listeners of nodes that are gone.
+if redis.call('SET', P .. 'sweep', ME, 'NX', 'PX', ARGV[6]) then
+  for _, s in ipairs(redis.call('ZRANGE', WAITING, 0, -1)) do
+    local node = redis.call('HGET', tkey(s), 'node')
+    if not node then
+      redis.call('ZREM', WAITING, s)
+      changed = true
+    elseif not alive(node) then
+      drop_ticket(s)
+    end
+  end
+  for _, s in ipairs(redis.call('SMEMBERS', LISTENERS)) do
+    local node = redis.call('HGET', lkey(s), 'node')
+    if not node or not alive(node) then drop_listener(s) end
+  end
+end
+return finish({epoch, gone_tickets, gone_listeners}, {})
+"""
+
+SCRIPTS = {
+    "request": REQUEST,
+    "cancel": CANCEL,
+    "raise_risk": RAISE_RISK,
+    "set_shift": SET_SHIFT,
+    "hold": HOLD,
+    "room_ended": ROOM_ENDED,
+    "restore_rooms": RESTORE_ROOMS,
+    "drop_listener": DROP_LISTENER,
+    "places": PLACES,
+    "listener": LISTENER,
+    "stats": STATS,
+    "heartbeat": HEARTBEAT,
+}
