@@ -69,6 +69,7 @@ class Node:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        self.matcher.set_resync(self._resync)
         await self.matcher.start(self._queue_changed)
         self._sweeper = asyncio.create_task(self._sweep())
 
@@ -276,6 +277,8 @@ class Node:
             matches = await self.matcher.request(ticket, head=head)
         except MatchingError:
             raise FrameError(ErrorCode.UNAVAILABLE, "Matching is unavailable; try again.") from None
+        if not head or not seat.queued_at:
+            seat.queued_at = time.monotonic()
         seat.waiting = True
         metrics.REQUESTS.labels(seat.risk).inc()
         await self._send_place(seat, force=True)
@@ -615,6 +618,27 @@ class Node:
                             "text": frame.text, "ts": now_ms()})
 
     # -- background ----------------------------------------------------------------
+
+    async def _resync(self) -> None:
+        """The shared backend lost what this node holds (Redis restarted empty):
+        register again our listeners with their rooms, then our waiting seekers in
+        their queue order, at the head of their level."""
+        seats = self.seats.all()
+        for seat in seats:
+            if seat.role != "listener":
+                continue
+            rooms = sorted(r for r in seat.rooms if r in self.rooms)
+            status = seat.status if seat.conn is not None or seat.status != "available" else "away"
+            listener = Listener(seat.id, self.settings.node_id, status, seat.topics,
+                                seat.languages, seat.capacity, rooms=len(rooms),
+                                held_until=self._hold_state(seat)[0])
+            self._open_rooms(await self.matcher.set_shift(listener))
+            await self.matcher.restore_rooms(seat.id, rooms)
+        for seat in sorted((s for s in seats if s.waiting), key=lambda s: s.queued_at):
+            ticket = Ticket(seat.id, self.settings.node_id, seat.risk, seat.topic, seat.language,
+                            seat.note)
+            self._open_rooms(await self.matcher.request(ticket, head=True))
+        log.info("registered again with the matching backend")
 
     def _queue_changed(self) -> None:
         """Coalesce queue changes into one refresh of positions and shifts."""

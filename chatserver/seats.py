@@ -41,6 +41,7 @@ class Seat:
     last_shift: tuple[object, ...] | None = None  # last shift frame sent, to send on change
     # seeker
     last_place: tuple[object, ...] | None = None
+    queued_at: float = 0.0  # monotonic time of the request that holds its place
     origin_key: str = ""  # keyed hash of the address (never the address)
     resume_digest: str = ""
     lost_timer: asyncio.TimerHandle | None = None
