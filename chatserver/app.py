@@ -23,6 +23,7 @@ from matching import open_matcher
 from . import endpoint, metrics, resources
 from .config import Settings
 from .node import Node
+from .relay import open_relay
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 SECURITY_HEADERS = [
@@ -83,7 +84,8 @@ async def resources_endpoint(request: Request) -> Response:
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        node = Node(settings, open_matcher(settings.redis, settings.node_id))
+        node = Node(settings, open_matcher(settings.redis, settings.node_id),
+                    open_relay(settings.redis, settings.node_id))
         await node.start()
         app.state.node = node
         app.state.origins = settings.origins()

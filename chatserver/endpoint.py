@@ -107,7 +107,7 @@ async def _hello(ws: WebSocket, node: Node, conn: Connection):  # type: ignore[n
         if hello.name:
             name = hello.name
     client = ws.client.host if ws.client else None
-    seat = node.attach(hello, name, conn, node.origin_key(client))
+    seat = await node.attach(hello, name, conn, node.origin_key(client))
     if seat is None:
         await _close(conn, CloseCode.UNAUTHORIZED)
     return seat

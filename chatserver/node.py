@@ -23,11 +23,13 @@ from typing import Any
 
 from matching import HELD_FOREVER, Listener, Match, Matcher, MatchingError, Ticket
 
-from . import contact, metrics, protocol, resources, risk
+from . import contact, metrics, protocol, resources, risk, tokens
 from .aliases import random_alias
 from .config import Settings
 from .connection import Connection
+from .crossnode import CrossNode
 from .protocol import CloseCode, ErrorCode, FrameError, Outgoing
+from .relay import MemoryRelay, Relay
 from .rooms import Member, Room
 from .seats import Seat, SeatRegistry
 
@@ -39,9 +41,10 @@ def now_ms() -> int:
 
 
 class Node:
-    def __init__(self, settings: Settings, matcher: Matcher) -> None:
+    def __init__(self, settings: Settings, matcher: Matcher, relay: Relay | None = None) -> None:
         self.settings = settings
         self.matcher = matcher
+        self.cross = CrossNode(self, relay or MemoryRelay(settings.node_id))
         self.seats = SeatRegistry()
         self.rooms: dict[str, Room] = {}
         self.moderators: set[str] = set()
@@ -71,11 +74,13 @@ class Node:
     async def start(self) -> None:
         self.matcher.set_resync(self._resync)
         await self.matcher.start(self._queue_changed)
+        await self.cross.start()
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+        await self.cross.stop()
         await self.matcher.close()
 
     async def before_shutdown(self) -> None:
@@ -116,17 +121,26 @@ class Node:
             self._blocked.clear()
         return hmac.new(self._salt[0], (address or "").encode(), hashlib.sha256).hexdigest()
 
-    def attach(self, hello: protocol.Hello, name: str | None, conn: Connection,
-               origin_key: str) -> Seat | None:
-        """Seat a new ``hello`` (or take back a resumed seat) and send ``welcome``.
+    async def attach(self, hello: protocol.Hello, name: str | None, conn: Connection,
+                     origin_key: str) -> Seat | None:
+        """Seat a new ``hello`` (or take back a resumed seat, held here or on another
+        node) and send ``welcome``.
 
         Returns None when a resume token is spent or unknown (caller closes 4401).
         """
         if hello.resume is not None:
             seat = self.seats.take(hello.resume)
+            claimed = False
+            if seat is None:
+                seat = await self.cross.claim(tokens.digest(hello.resume))
+                claimed = seat is not None
             if seat is None:
                 return None
-            self._resume(seat, conn, hello.since)
+            if claimed:
+                seat.origin_key = origin_key
+            self._resume(seat, conn, hello.since, claimed=claimed)
+            if claimed:
+                self.spawn(self.cross.after_claim(seat, hello.since))
             return seat
         assert hello.role is not None
         alias = name if name else random_alias()
@@ -143,11 +157,13 @@ class Node:
 
     def _welcome(self, seat: Seat, rooms: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         rate = self.settings.rate
+        resume = self.seats.issue_resume(seat)
+        self.cross.save(seat)
         frame: dict[str, Any] = {
             "type": "welcome",
             "role": seat.role,
             "alias": seat.alias,
-            "resume": self.seats.issue_resume(seat),
+            "resume": resume,
             "resume_s": int(self.settings.resume_s),
             "limits": {
                 "text": protocol.TEXT_MAX,
@@ -159,7 +175,8 @@ class Node:
             frame["rooms"] = rooms
         return frame
 
-    def _resume(self, seat: Seat, conn: Connection, since: dict[str, int] | int) -> None:
+    def _resume(self, seat: Seat, conn: Connection, since: dict[str, int] | int, *,
+                claimed: bool = False) -> None:
         old = seat.conn
         seat.conn = conn
         if seat.lost_timer is not None:
@@ -170,13 +187,18 @@ class Node:
         else:
             metrics.CONNECTED.labels(seat.role).inc()
         rooms = [self.rooms[r] for r in sorted(seat.rooms) if r in self.rooms]
-        conn.send(self._welcome(seat, [self._matched(r, seat) for r in rooms]))
+        matched = {r.id: self._matched(r, seat) for r in rooms}
+        matched.update({r: f for r, (_, f) in seat.remote_rooms.items() if f is not None})
+        conn.send(self._welcome(seat, [matched[r] for r in sorted(matched)]))
         for room in rooms:
             after = since.get(room.id, 0) if isinstance(since, dict) else since
             for frame in room.since(after):
                 conn.send(frame)
             if old is None:
                 self._presence(room, seat, "back")
+        if not claimed:  # the homes of remote rooms send presence and missed messages
+            self.cross.tell_home(seat, "presence", state="back" if old is None else "sync",
+                                 since=since)
         if seat.role == "moderator":
             conn.send(self._rooms_list())
         seat.last_place = None
@@ -199,6 +221,7 @@ class Node:
             room = self.rooms.get(room_id)
             if room is not None:
                 self._presence(room, seat, "away")
+        self.cross.tell_home(seat, "presence", state="away")
         if seat.role == "listener" and seat.status == "available":
             self.spawn(self._matcher_shift(seat, status="away"))
         loop = asyncio.get_running_loop()
@@ -208,10 +231,15 @@ class Node:
 
     async def _end_seat(self, seat: Seat, reason: str) -> None:
         """The seat is gone for good: its rooms end for the others with ``reason``."""
-        if self.seats.get(seat.id) is None:
+        if self.seats.get(seat.id) is not seat:
             return
         self.seats.remove(seat)
         self.moderators.discard(seat.id)
+        if seat.node is None:
+            self.cross.tell_home(seat, "gone", reason=reason)
+            seat.rooms.difference_update(seat.remote_rooms)
+            seat.remote_rooms.clear()
+            self.spawn(self.cross.forget(seat))
         for room_id in list(seat.rooms):
             room = self.rooms.get(room_id)
             if room is None:
@@ -222,6 +250,8 @@ class Node:
             else:
                 self._end_room(room, {seat.id: None}, default=reason,
                                requeue=seat.role == "listener")
+        if seat.node is not None:
+            return  # a ghost: its own node keeps its place in the queue
         try:
             if seat.waiting:
                 seat.waiting = False
@@ -234,17 +264,33 @@ class Node:
     # -- dispatch ----------------------------------------------------------------
 
     async def handle(self, seat: Seat, frame: protocol.Frame) -> None:
+        if seat.node is None and self.cross.forward(seat, frame):
+            return  # the room lives on another node
         await self.handlers[type(frame)](seat, frame)
 
     def send(self, seat_id: str, frame: dict[str, Any] | Outgoing) -> None:
         seat = self.seats.get(seat_id)
-        if seat is not None and seat.conn is not None:
-            seat.conn.push(frame if isinstance(frame, Outgoing) else Outgoing(frame))
+        if seat is None:
+            return
+        out = frame if isinstance(frame, Outgoing) else Outgoing(frame)
+        if seat.node is not None:
+            self.cross.deliver({seat.node: [seat_id]}, out)
+        elif seat.conn is not None:
+            seat.conn.push(out)
 
     def broadcast(self, seat_ids: list[str] | set[str], frame: dict[str, Any]) -> None:
         out = Outgoing(frame)
+        ghosts: dict[str, list[str]] = {}
         for seat_id in seat_ids:
-            self.send(seat_id, out)
+            seat = self.seats.get(seat_id)
+            if seat is None:
+                continue
+            if seat.node is not None:
+                ghosts.setdefault(seat.node, []).append(seat_id)
+            elif seat.conn is not None:
+                seat.conn.push(out)
+        if ghosts:
+            self.cross.deliver(ghosts, out)
 
     def _room_of(self, seat: Seat, room_id: str) -> tuple[Room, Member]:
         room = self.rooms.get(room_id)
@@ -280,9 +326,15 @@ class Node:
         if not head or not seat.queued_at:
             seat.queued_at = time.monotonic()
         seat.waiting = True
+        self.cross.save(seat)
         metrics.REQUESTS.labels(seat.risk).inc()
-        await self._send_place(seat, force=True)
-        self._open_rooms(matches)
+        try:
+            await self._send_place(seat, force=True)
+        except MatchingError:
+            pass  # the place is sent again on the next refresh
+        finally:
+            self._open_rooms(matches)  # a match the backend made must be opened, whatever else
+
 
     async def _cancel(self, seat: Seat, frame: protocol.Cancel) -> None:
         if not seat.waiting:
@@ -292,6 +344,7 @@ class Node:
         except MatchingError:
             raise FrameError(ErrorCode.UNAVAILABLE, "Matching is unavailable; try again.") from None
         seat.waiting = False
+        self.cross.save(seat)
         self.send(seat.id, {"type": "cancelled"})
 
     async def _send_place(self, seat: Seat, *, force: bool = False) -> None:
@@ -375,7 +428,14 @@ class Node:
 
     def _open_rooms(self, matches: list[Match]) -> None:
         for match in matches:
-            self._open_room(match)
+            if match.listener_node != self.settings.node_id:
+                # A room's home is its listener's node: that node opens it.
+                self.cross.forward_match(match, self.seats.get(match.ticket.seat))
+            elif self.seats.get(match.ticket.seat) is None and \
+                    match.ticket.node != self.settings.node_id:
+                self.spawn(self.cross.open_remote(match, None))
+            else:
+                self._open_room(match)
 
     def _open_room(self, match: Match) -> None:
         seeker = self.seats.get(match.ticket.seat)
@@ -394,6 +454,8 @@ class Node:
         seeker.last_place = None
         seeker.rooms.add(room.id)
         listener.rooms.add(room.id)
+        self.cross.save(seeker)
+        self.cross.save(listener)
         metrics.MATCHES.inc()
         metrics.MATCH_WAIT.observe(match.waited_s)
         self.send(seeker.id, self._matched(room, seeker))
@@ -407,8 +469,12 @@ class Node:
 
     async def _undo_match(self, match: Match, seeker: Seat | None) -> None:
         try:
-            await self.matcher.room_ended(match.room)
-            if seeker is not None:
+            # Freeing the place can pair the listener with the next seeker at once.
+            self._open_rooms(await self.matcher.room_ended(match.room))
+            if seeker is not None and seeker.node is not None:
+                self.cross.requeue(seeker.node, seeker.id, seeker.risk)
+                self.seats.remove(seeker)
+            elif seeker is not None:
                 await self._enqueue(seeker, head=True)
         except (MatchingError, FrameError):
             log.warning("could not undo a match whose listener left")
@@ -434,6 +500,8 @@ class Node:
             return
         listener = room.party("listener")
         seeker = room.party("seeker")
+        seeker_seat = self.seats.get(seeker.seat) if seeker is not None else None
+        seeker_node = seeker_seat.node if seeker_seat is not None else None
         for seat_id in list(room.members):
             reason = reasons.get(seat_id, default)
             if reason is not None:
@@ -441,6 +509,10 @@ class Node:
             seat = self.seats.get(seat_id)
             if seat is not None:
                 seat.rooms.discard(room.id)
+                if seat.node is not None and not seat.rooms:
+                    self.seats.remove(seat)  # a ghost with no room here any more
+                else:
+                    self.cross.save(seat)
         metrics.ROOMS_ENDED.labels(default).inc()
         if listener is not None:
             seat = self.seats.get(listener.seat)
@@ -449,15 +521,18 @@ class Node:
                 asyncio.get_running_loop().call_later(
                     self.settings.cooldown_s + 0.05, lambda: self.spawn(self._update_hold(seat)))
         if notify_matcher:
-            self.spawn(self._after_room(room, listener, seeker if requeue else None))
+            self.spawn(self._after_room(room, listener, seeker if requeue else None,
+                                        seeker_node))
         self._rooms_changed()
 
     async def _after_room(self, room: Room, listener: Member | None,
-                          requeue: Member | None) -> None:
+                          requeue: Member | None, requeue_node: str | None = None) -> None:
         try:
             matches = await self.matcher.room_ended(room.id)
             self._open_rooms(matches)
-            if requeue is not None:
+            if requeue is not None and requeue_node is not None:
+                self.cross.requeue(requeue_node, requeue.seat, room.risk)
+            elif requeue is not None:
                 seat = self.seats.get(requeue.seat)
                 if seat is not None:
                     seat.risk = risk.higher(seat.risk, room.risk)
@@ -550,20 +625,28 @@ class Node:
         if mark:
             room.escalated = True
         metrics.ESCALATIONS.labels(by).inc()
-        self.broadcast(self.moderators, {"type": "escalation", "room": room.id, "by": by,
-                                         "reason": reason, "risk": level, "ts": now_ms()})
+        frame = {"type": "escalation", "room": room.id, "by": by, "reason": reason,
+                 "risk": level, "ts": now_ms()}
+        self.broadcast(self.moderators, frame)
+        self.cross.escalation(frame)
         self._rooms_changed()
 
     # -- moderators ----------------------------------------------------------------
 
     def _rooms_list(self) -> dict[str, Any]:
         now = time.time()
-        return {"type": "rooms", "rooms": [r.summary(now) for r in self.rooms.values()]}
+        rooms = [r.summary(now) for r in self.rooms.values()]
+        return {"type": "rooms", "rooms": rooms + self.cross.remote_summaries()}
 
     async def _rooms_frame(self, seat: Seat, frame: protocol.Rooms) -> None:
         self.send(seat.id, self._rooms_list())
 
     def _rooms_changed(self) -> None:
+        self.cross.rooms_changed()
+        self._push_rooms()
+
+    def _push_rooms(self) -> None:
+        """Send every moderator here a fresh ``rooms`` (coalesced to one per turn)."""
         if self._rooms_pending or not self.moderators:
             return
         self._rooms_pending = True
@@ -603,11 +686,25 @@ class Node:
         self._end_room(room, {}, default="closed", requeue=False)
         if frame.block and seeker is not None:
             target = self.seats.get(seeker.seat)
-            if target is not None:
-                self._blocked[target.origin_key] = time.time() + self.settings.block_s
-                if target.conn is not None:
-                    target.conn.close(CloseCode.REMOVED)
-                await self._end_seat(target, "closed")
+            if target is not None and target.node is not None:
+                self.cross.block(target)  # its own node blocks and removes it
+            elif target is not None:
+                await self._remove_seeker(target)
+
+    async def _remove_seeker(self, target: Seat) -> None:
+        """A moderator blocked this seeker: close it with 4403 and refuse its address."""
+        self._blocked[target.origin_key] = time.time() + self.settings.block_s
+        if target.conn is not None:
+            target.conn.close(CloseCode.REMOVED)
+        await self._end_seat(target, "closed")
+
+    async def _requeue(self, seat: Seat, level: str) -> None:
+        """The seeker's listener (on another node) was lost or left: back to the head."""
+        seat.risk = risk.higher(seat.risk, level)  # type: ignore[arg-type]
+        try:
+            await self._enqueue(seat, head=True)
+        except FrameError:
+            log.warning("matcher unreachable while putting a seeker back")
 
     async def _whisper(self, seat: Seat, frame: protocol.Whisper) -> None:
         room, member = self._room_of(seat, frame.room)
@@ -623,7 +720,8 @@ class Node:
         """The shared backend lost what this node holds (Redis restarted empty):
         register again our listeners with their rooms, then our waiting seekers in
         their queue order, at the head of their level."""
-        seats = self.seats.all()
+        self.cross.resave_all()  # the seat directory was lost too
+        seats = [s for s in self.seats.all() if s.node is None]  # not ghosts
         for seat in seats:
             if seat.role != "listener":
                 continue
@@ -683,3 +781,4 @@ class Node:
             for room in list(self.rooms.values()):
                 if now - room.last_active >= self.settings.idle_timeout_s:
                     self._end_room(room, {}, default="idle", requeue=False)
+

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import tokens
 from .risk import Level
@@ -45,6 +45,9 @@ class Seat:
     origin_key: str = ""  # keyed hash of the address (never the address)
     resume_digest: str = ""
     lost_timer: asyncio.TimerHandle | None = None
+    # across nodes (see crossnode.py)
+    node: str | None = None  # None: the seat is here; else a ghost of a seat on that node
+    remote_rooms: dict[str, tuple[str, dict[str, Any] | None]] = field(default_factory=dict)
 
 
 class SeatRegistry:
@@ -56,6 +59,19 @@ class SeatRegistry:
         seat = Seat(id=secrets.token_urlsafe(9), role=role, alias=alias)
         self._seats[seat.id] = seat
         return seat
+
+    def ghost(self, seat_id: str, role: str, alias: str, node: str) -> Seat:
+        """A seat that lives on another node, as a member of rooms homed here."""
+        seat = Seat(id=seat_id, role=role, alias=alias, node=node)
+        self._seats[seat_id] = seat
+        return seat
+
+    def adopt(self, seat: Seat) -> None:
+        """A seat rebuilt from the directory after it resumed here from another node."""
+        self._seats[seat.id] = seat
+
+    def forget_resume(self, seat: Seat) -> None:
+        self._by_resume.pop(seat.resume_digest, None)
 
     def get(self, seat_id: str) -> Seat | None:
         return self._seats.get(seat_id)

@@ -289,8 +289,8 @@ class RedisMatcher(Matcher):
                 await self._beat(touch=beats % TOUCH_EVERY == 0)
             except MatchingError:
                 log.debug("heartbeat: redis unreachable")
-            except Exception:
-                log.exception("heartbeat failed")
+            except Exception as exc:  # the kind only: details may hold personal data
+                log.error("heartbeat failed: %s", type(exc).__name__)
 
     def _need_resync(self) -> None:
         if self._resync_task is not None and not self._resync_task.done():
@@ -304,8 +304,8 @@ class RedisMatcher(Matcher):
             if self._resync is not None:
                 try:
                     await self._resync()
-                except Exception:
-                    log.exception("resync failed; trying again shortly")
+                except Exception as exc:  # the kind only: details may hold personal data
+                    log.error("resync failed; trying again shortly: %s", type(exc).__name__)
                     self._resync_again = True
                     await asyncio.sleep(BEAT_S)
                     continue
@@ -314,24 +314,38 @@ class RedisMatcher(Matcher):
                 return
 
     async def _subscriber(self) -> None:
-        """Call on_change for other nodes' changes; reconnect with backoff forever."""
-        backoff = 0.1
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(CHANNEL)
-                backoff = 0.1
-                self._on_change()  # notifications may have been missed while away
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("data") != self.node_id:
-                        self._on_change()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.debug("queue subscriber lost redis: %s", type(exc).__name__)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
+        """Call on_change for other nodes' changes (and after every reconnect, since
+        notifications may have been missed while away)."""
+
+        def heard(message: dict[str, Any]) -> None:
+            if message.get("data") != self.node_id:
+                self._on_change()
+
+        await subscribe_forever(self._redis, (CHANNEL,), heard, self._on_change, "queue")
+
+
+async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
+                            on_message: Callable[[dict[str, Any]], None],
+                            on_connected: Callable[[], None], what: str) -> None:
+    """Read ``channels`` until cancelled, resubscribing with backoff (0.1 s to 2 s)
+    after any loss: ``CLIENT KILL TYPE pubsub``, a Redis restart, a network cut."""
+    backoff = 0.1
+    while True:
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(*channels)
+            backoff = 0.1
+            on_connected()
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is not None:
+                    on_message(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("%s subscriber lost redis: %s", what, type(exc).__name__)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 2.0)

@@ -1,0 +1,494 @@
+"""Rooms across nodes: what a node does for seats and rooms that live elsewhere.
+
+A room lives on one node, its *home*: the listener's node, which keeps the
+room's ``seq``, history, members and risk exactly as in a node alone. A member
+on another node is a *ghost* seat at the home (``Seat.node`` names its node):
+frames the home sends to a ghost are posted to that node's inbox, and frames the
+member sends in the room are forwarded to the home as ``act`` events and
+handled there as if the member were local. Rooms whose members all share a
+node never touch Redis. The design is written out in docs/multinode.md.
+
+Events between nodes (``k``): ``out`` (frames for seats), ``act`` (a member's
+frame for the home), ``match`` (a pairing for the listener's node to open),
+``presence`` (away/back, with ``since``), ``gone`` (a seat ended), ``requeue``
+(put a seeker back at the head), ``moved`` (a seat resumed on another node),
+``block`` (a moderator removed a seeker), ``rooms`` (a node's rooms, broadcast),
+``mods`` (a frame for every moderator, broadcast).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from matching import Match, MatchingError, Ticket
+
+from . import protocol
+from .protocol import CloseCode, FrameError, Outgoing
+from .relay import Event, Relay, RelayError, pack_frame, unpack_frame
+from .rooms import Room
+from .seats import Seat
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("hearth.crossnode")
+
+WATCH_S = 1.0  # how often the nodes of ghosts and homes are checked for life
+SNAPSHOT_S = 5.0  # rooms are re-announced this often; older snapshots are dropped at 3x
+RESAVE_S = 300.0  # seat records are refreshed this often (their TTL is an hour)
+FRAMES: dict[str, type] = {cls.__name__: cls for cls in (
+    protocol.Message, protocol.Typing, protocol.Leave, protocol.Escalate, protocol.Watch,
+    protocol.Join, protocol.Close, protocol.Whisper)}
+
+
+class CrossNode:
+    """The node's side of the relay. Made by the node; call :meth:`start` after the
+    matcher started and :meth:`stop` before it closes."""
+
+    def __init__(self, node: Node, relay: Relay) -> None:
+        self.node = node
+        self.relay = relay
+        self.me = node.settings.node_id
+        self.snapshots: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+        self._orphans: dict[str, asyncio.TimerHandle] = {}  # room -> end timer (home gone)
+        self._dirty: set[str] = set()
+        self._flush_pending = False
+        self._snapshot_pending = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.relay.shared
+
+    async def start(self) -> None:
+        await self.relay.start(self.on_event)
+        if self.shared:
+            self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.relay.close()
+
+    # -- outgoing --------------------------------------------------------------------
+
+    def deliver(self, ghosts: dict[str, list[str]], out: Outgoing) -> None:
+        """Post one frame to ghosts grouped by node; the frame is packed once."""
+        data = pack_frame(out.frame)
+        for node, seats in ghosts.items():
+            self.relay.post(node, {"k": "out", "to": seats, "f": data})
+
+    def forward(self, seat: Seat, frame: protocol.Frame) -> bool:
+        """Send a member's frame to its room's home; False if the room is local or unknown."""
+        room_id = getattr(frame, "room", None)
+        if room_id is None or room_id in self.node.rooms or not self.shared:
+            return False
+        entry = seat.remote_rooms.get(room_id)
+        home = entry[0] if entry else self._snapshot_home(room_id)
+        if home is None:
+            return False
+        if not self.relay.healthy:
+            raise FrameError(protocol.ErrorCode.UNAVAILABLE, "The room is unreachable; try again.")
+        self.relay.post(home, {"k": "act", "seat": seat.id, "role": seat.role,
+                               "alias": seat.alias, "t": type(frame).__name__,
+                               "f": dataclasses.asdict(frame)})
+        return True
+
+    def forward_match(self, match: Match, seeker: Seat | None) -> None:
+        """A pairing whose listener is on another node: that node opens the room."""
+        t = match.ticket
+        self.relay.post(match.listener_node, {
+            "k": "match", "room": match.room, "listener": match.listener,
+            "waited": match.waited_s, "alias": seeker.alias if seeker else None,
+            "ticket": [t.seat, t.node, t.risk, t.topic, t.language, t.note, t.since]})
+
+    def tell_home(self, seat: Seat, kind: str, **fields: Any) -> None:
+        """Tell the homes of a local seat's remote rooms about it (away, back, gone)."""
+        by_home: dict[str, list[str]] = {}
+        for room_id, (home, _) in seat.remote_rooms.items():
+            by_home.setdefault(home, []).append(room_id)
+        for home, rooms in by_home.items():
+            self.relay.post(home, {"k": kind, "seat": seat.id, "rooms": rooms, **fields})
+
+    def requeue(self, node: str, seat_id: str, level: str) -> None:
+        """Put a seeker on another node back at the head of the queue (its node asks)."""
+        self.relay.post(node, {"k": "requeue", "seat": seat_id, "risk": level})
+
+    def block(self, seat: Seat) -> None:
+        assert seat.node is not None
+        self.relay.post(seat.node, {"k": "block", "seat": seat.id})
+
+    def escalation(self, frame: dict[str, Any]) -> None:
+        if self.shared:
+            self.relay.broadcast({"k": "mods", "f": pack_frame(frame)})
+
+    def rooms_changed(self) -> None:
+        """Announce this node's rooms to the others (coalesced to one per loop turn)."""
+        if not self.shared or self._snapshot_pending:
+            return
+        self._snapshot_pending = True
+        asyncio.get_running_loop().call_soon(self._announce)
+
+    def _announce(self) -> None:
+        self._snapshot_pending = False
+        self.relay.broadcast({"k": "rooms", "node": self.me, "rooms": [
+            {**r.summary(0), "opened_at": r.opened_at} for r in self.node.rooms.values()]})
+
+    def remote_summaries(self) -> list[dict[str, Any]]:
+        now, fresh = time.time(), time.monotonic() - 3 * SNAPSHOT_S
+        out = []
+        for at, rooms in self.snapshots.values():
+            if at < fresh:
+                continue
+            for r in rooms:
+                summary = {k: v for k, v in r.items() if k != "opened_at"}
+                summary["age_s"] = max(0, int(now - r["opened_at"]))
+                out.append(summary)
+        return out
+
+    def _snapshot_home(self, room_id: str) -> str | None:
+        for node, (_, rooms) in self.snapshots.items():
+            if any(r["room"] == room_id for r in rooms):
+                return node
+        return None
+
+    # -- the seat directory -------------------------------------------------------------
+
+    def save(self, seat: Seat) -> None:
+        """Write the seat's record soon (coalesced)."""
+        if not self.shared or seat.node is not None:
+            return
+        self._dirty.add(seat.id)
+        if not self._flush_pending:
+            self._flush_pending = True
+            self.node.spawn(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)
+        self._flush_pending = False
+        dirty, self._dirty = self._dirty, set()
+        for seat_id in dirty:
+            seat = self.node.seats.get(seat_id)
+            if seat is None or seat.node is not None:
+                continue
+            try:
+                await self.relay.save_seat(seat.id, self.record(seat), seat.resume_digest)
+            except RelayError:
+                return
+
+    def record(self, seat: Seat) -> dict[str, Any]:
+        rooms: dict[str, list[Any]] = {}
+        for room_id in seat.rooms:
+            room = self.node.rooms.get(room_id)
+            if room is not None and room.member(seat.id) is not None:
+                frame = self.node._matched(room, seat)
+                rooms[room_id] = [self.me, {k: v for k, v in frame.items() if k != "note"}]
+            elif room_id in seat.remote_rooms:
+                home, remote = seat.remote_rooms[room_id]
+                rooms[room_id] = [home, {k: v for k, v in (remote or {}).items() if k != "note"}]
+        return {"role": seat.role, "alias": seat.alias, "rooms": rooms, "waiting": seat.waiting,
+                "risk": seat.risk, "topic": seat.topic, "language": seat.language,
+                "status": seat.status, "topics": list(seat.topics),
+                "languages": list(seat.languages), "capacity": seat.capacity}
+
+    async def forget(self, seat: Seat) -> None:
+        if self.shared:
+            try:
+                await self.relay.forget_seat(seat.id)
+            except RelayError:
+                pass
+
+    async def claim(self, digest: str) -> Seat | None:
+        """Take back a seat another node held: rebuild it from its record."""
+        if not self.shared:
+            return None
+        try:
+            claimed = await self.relay.claim(digest)
+        except RelayError:
+            return None
+        if claimed is None:
+            return None
+        seat_id, rec = claimed
+        seat = self.node.seats.get(seat_id) or Seat(id=seat_id, role=rec["role"],
+                                                    alias=rec["alias"])
+        seat.node = None  # a ghost here becomes the seat itself
+        seat.risk, seat.topic, seat.language = rec["risk"], rec["topic"], rec["language"]
+        seat.status, seat.capacity = rec["status"], rec["capacity"]
+        seat.topics, seat.languages = tuple(rec["topics"]), tuple(rec["languages"])
+        seat.waiting = bool(rec["waiting"])
+        for room_id, (home, frame) in rec["rooms"].items():
+            if home != self.me:
+                seat.rooms.add(room_id)
+                seat.remote_rooms[room_id] = (home, frame)
+        self.node.seats.adopt(seat)
+        old = rec.get("node")
+        if old and old != self.me and old not in {h for h, _ in seat.remote_rooms.values()}:
+            self.relay.post(old, {"k": "moved", "seat": seat.id, "node": self.me, "since": 0})
+        return seat
+
+    async def after_claim(self, seat: Seat, since: dict[str, int] | int) -> None:
+        """Tell the homes where the seat is now; queue it or put its shift back."""
+        for room_id, (home, _) in seat.remote_rooms.items():
+            after = since.get(room_id, 0) if isinstance(since, dict) else since
+            self.relay.post(home, {"k": "moved", "seat": seat.id, "node": self.me,
+                                   "room": room_id, "since": after})
+        node = self.node
+        try:
+            if seat.role == "seeker" and seat.waiting and not seat.rooms:
+                await node._enqueue(seat, head=True)
+            elif seat.role == "listener" and seat.status in ("available", "break"):
+                await node._matcher_shift(seat, status=seat.status)
+        except (MatchingError, FrameError):
+            log.warning("could not put a resumed seat back in the queue")
+        self.save(seat)
+
+    # -- incoming -----------------------------------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        kind = event.get("k")
+        handler = getattr(self, f"_on_{kind}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_reconnected(self, event: Event) -> None:
+        self.rooms_changed()
+
+    def _on_out(self, event: Event) -> None:
+        frame = unpack_frame(event["f"])
+        out = Outgoing(frame)
+        for seat_id in event["to"]:
+            seat = self.node.seats.get(seat_id)
+            if seat is None and frame.get("type") == "matched":
+                # The seat ended while its match was made: the room ends at its home.
+                self.relay.post(event["from"], {"k": "gone", "seat": seat_id,
+                                                "rooms": [frame["room"]], "reason": "peer_left"})
+            if seat is None or seat.node is not None:
+                continue
+            self._mirror(seat, frame, event.get("from", ""))
+            if seat.conn is not None:
+                seat.conn.push(out)
+
+    def _mirror(self, seat: Seat, frame: dict[str, Any], home: str) -> None:
+        """Keep a local seat's view of its remote rooms from the frames it is sent."""
+        kind, room_id = frame.get("type"), frame.get("room")
+        if not isinstance(room_id, str) or room_id in self.node.rooms:
+            return
+        if kind in ("matched", "history") and room_id not in seat.remote_rooms:
+            seat.rooms.add(room_id)
+            seat.remote_rooms[room_id] = (home, frame if kind == "matched" else None)
+            if kind == "matched":
+                seat.waiting = False
+                seat.last_place = None
+            self.save(seat)
+        elif kind == "ended":
+            seat.rooms.discard(room_id)
+            seat.remote_rooms.pop(room_id, None)
+            timer = self._orphans.pop(room_id, None)
+            if timer is not None:
+                timer.cancel()
+            self.save(seat)
+
+    def _ghost(self, seat_id: str, role: str, alias: str, node: str) -> Seat:
+        seat = self.node.seats.get(seat_id)
+        if seat is None:
+            seat = self.node.seats.ghost(seat_id, role, alias, node)
+        return seat
+
+    def _on_act(self, event: Event) -> None:
+        seat = self.node.seats.get(event["seat"])
+        if seat is None:
+            if event["role"] != "moderator":
+                return
+            seat = self._ghost(event["seat"], "moderator", event["alias"], event["from"])
+        if seat.node is None:
+            return  # a stale forward for a seat that lives here again
+        frame = FRAMES[event["t"]](**event["f"])
+        self.node.spawn(self._act(seat, frame))
+
+    async def _act(self, seat: Seat, frame: protocol.Frame) -> None:
+        try:
+            await self.node.handle(seat, frame)
+        except FrameError as exc:
+            self.node.send(seat.id, exc.frame())
+        if seat.node is not None and not seat.rooms:
+            self.node.seats.remove(seat)
+
+    def _on_match(self, event: Event) -> None:
+        seat, node, level, topic, language, note, since = event["ticket"]
+        ticket = Ticket(seat, node, level, topic, language, note, since)
+        match = Match(event["room"], ticket, event["listener"], self.me, event["waited"])
+        self.node.spawn(self.open_remote(match, event.get("alias")))
+
+    async def open_remote(self, match: Match, alias: str | None) -> None:
+        """Open a room here (the listener's node) for a seeker on another node."""
+        t = match.ticket
+        if alias is None:
+            try:
+                rec = await self.relay.seat_record(t.seat)
+            except RelayError:
+                rec = None
+            alias = rec["alias"] if rec else None
+        if alias is None:  # no record: free the place; its node requeues it if it is there
+            self.requeue(t.node, t.seat, t.risk)
+            try:
+                self.node._open_rooms(await self.node.matcher.room_ended(match.room))
+            except MatchingError:
+                pass
+            return
+        ghost = self._ghost(t.seat, "seeker", alias, t.node)
+        ghost.risk = t.risk  # type: ignore[assignment]  # a level the matcher was given
+        ghost.topic, ghost.language = t.topic, t.language
+        self.node._open_room(match)
+
+    def _on_presence(self, event: Event) -> None:
+        seat = self.node.seats.get(event["seat"])
+        if seat is None or seat.node is None:
+            return
+        state = event["state"]
+        for room_id in event["rooms"]:
+            room = self.node.rooms.get(room_id)
+            if room is None:
+                continue
+            if state in ("away", "back"):
+                self.node._presence(room, seat, state)
+            if state in ("back", "sync"):
+                self._send_missed(seat, room, event.get("since", 0))
+
+    def _send_missed(self, seat: Seat, room: Room, since: Any) -> None:
+        after = since.get(room.id, 0) if isinstance(since, dict) else int(since or 0)
+        for frame in room.since(after):
+            self.node.send(seat.id, frame)
+
+    def _on_gone(self, event: Event) -> None:
+        seat = self.node.seats.get(event["seat"])
+        if seat is not None and seat.node is not None:
+            self.node.spawn(self.node._end_seat(seat, event["reason"]))
+
+    def _on_requeue(self, event: Event) -> None:
+        seat = self.node.seats.get(event["seat"])
+        if seat is None or seat.node is not None:
+            return
+        self.node.spawn(self.node._requeue(seat, event["risk"]))
+
+    def _on_block(self, event: Event) -> None:
+        seat = self.node.seats.get(event["seat"])
+        if seat is not None and seat.node is None:
+            self.node.spawn(self.node._remove_seeker(seat))
+
+    def _on_moved(self, event: Event) -> None:
+        seat = self.node.seats.get(event["seat"])
+        if seat is None:
+            return
+        new = event["node"]
+        if seat.node is None:
+            # The seat was here: its old connection is replaced by one elsewhere.
+            if seat.conn is not None:
+                seat.conn.close(CloseCode.RESUMED_ELSEWHERE)
+            self.node.seats.forget_resume(seat)
+            if not any(r in self.node.rooms for r in seat.rooms):
+                self.node.seats.remove(seat)
+                return
+        if seat.lost_timer is not None:
+            seat.lost_timer.cancel()
+            seat.lost_timer = None
+        was_away = seat.node != new or seat.conn is None
+        seat.node, seat.conn = new, None
+        room = self.node.rooms.get(event.get("room", ""))
+        if room is not None and room.member(seat.id) is not None:
+            if was_away:
+                self.node._presence(room, seat, "back")
+            self._send_missed(seat, room, event.get("since", 0))
+
+    def _on_rooms(self, event: Event) -> None:
+        self.snapshots[event["node"]] = (time.monotonic(), event["rooms"])
+        self.node._push_rooms()
+
+    def _on_mods(self, event: Event) -> None:
+        self.node.broadcast(self.node.moderators, unpack_frame(event["f"]))
+
+    # -- nodes that die -----------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Ghosts on dead nodes are lost; rooms whose home died end after resume_s."""
+        last_snapshot = last_save = time.monotonic()
+        while True:
+            await asyncio.sleep(WATCH_S)
+            try:
+                await self._check_nodes()
+            except RelayError:
+                continue  # redis is down: nobody can be judged dead
+            except Exception as exc:  # the kind only: details may hold personal data
+                log.error("node watch failed: %s", type(exc).__name__)
+            now = time.monotonic()
+            if now - last_snapshot >= SNAPSHOT_S:
+                last_snapshot = now
+                self._announce()
+                stale = now - 3 * SNAPSHOT_S
+                for node in [n for n, (at, _) in self.snapshots.items() if at < stale]:
+                    del self.snapshots[node]
+                    self.node._push_rooms()
+            if now - last_save >= RESAVE_S:
+                last_save = now
+                for seat in self.node.seats.all():
+                    self.save(seat)
+
+    async def _check_nodes(self) -> None:
+        seats = self.node.seats.all()
+        ghosts = [s for s in seats if s.node is not None]
+        homes = {h for s in seats if s.node is None for h, _ in s.remote_rooms.values()}
+        nodes = {s.node for s in ghosts if s.node is not None} | homes
+        if not nodes:
+            return
+        alive = await self.relay.alive(nodes)
+        for ghost in ghosts:
+            if ghost.node not in alive and ghost.lost_timer is None:
+                self._lose_ghost(ghost)
+        for seat in seats:
+            if seat.node is not None:
+                continue
+            for room_id, (home, _) in list(seat.remote_rooms.items()):
+                if home not in alive and room_id not in self._orphans:
+                    self._orphans[room_id] = asyncio.get_running_loop().call_later(
+                        self.node.settings.resume_s, self._orphan_timer, room_id, home)
+
+    def _orphan_timer(self, room_id: str, home: str) -> None:
+        self.node.spawn(self._orphaned(room_id, home))
+
+    def _lose_ghost(self, ghost: Seat) -> None:
+        for room_id in ghost.rooms:
+            room = self.node.rooms.get(room_id)
+            if room is not None:
+                self.node._presence(room, ghost, "away")
+        ghost.lost_timer = asyncio.get_running_loop().call_later(
+            self.node.settings.resume_s,
+            lambda: self.node.spawn(self.node._end_seat(ghost, "peer_lost")))
+
+    async def _orphaned(self, room_id: str, home: str) -> None:
+        """The room's home died and did not come back: the room ends here too."""
+        self._orphans.pop(room_id, None)
+        try:
+            if home in await self.relay.alive({home}):
+                return
+        except RelayError:
+            return
+        for seat in self.node.seats.all():
+            if seat.node is None and room_id in seat.remote_rooms:
+                seat.remote_rooms.pop(room_id)
+                seat.rooms.discard(room_id)
+                self.node.send(seat.id, {"type": "ended", "room": room_id,
+                                         "reason": "peer_lost"})
+                if seat.role == "seeker":
+                    await self.node._requeue(seat, seat.risk)
+                self.save(seat)
+
+    # -- after the matcher lost its state -----------------------------------------------
+
+    def resave_all(self) -> None:
+        """Redis lost the seat directory too: write every local seat's record again."""
+        for seat in self.node.seats.all():
+            self.save(seat)
+        self.rooms_changed()

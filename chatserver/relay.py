@@ -1,0 +1,155 @@
+"""Cross-node delivery: node inboxes, a broadcast channel and the seat directory.
+
+One interface, two backends chosen by URL like the matcher (:func:`open_relay`):
+:class:`MemoryRelay` for a node alone (``None``/``memory://``) and
+:class:`RedisRelay` (``redis://``), which is the only place Redis is imported.
+
+Call order: ``await start(on_event)``; then :meth:`Relay.post` (never awaits;
+events to one node arrive in the order they were posted), :meth:`Relay.broadcast`,
+the directory methods and :meth:`Relay.alive`; then ``await close()``.
+``on_event`` is called with each event another node posted to this node or
+broadcast, and with ``{"k": "reconnected"}`` whenever the subscription was
+(re)established, since events may have been lost meanwhile.
+
+Events are dicts with a short kind ``k`` (see docs/multinode.md); they are
+MessagePack-encoded once per post, and a frame meant for several seats is
+packed once (:func:`pack_frame`) and carried as bytes.
+
+Exceptions: :class:`RelayError` (the shared backend is unreachable).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+log = logging.getLogger("hearth.relay")
+
+Event = dict[str, Any]
+OnEvent = Callable[[Event], None]
+
+
+class RelayError(Exception):
+    """The shared backend cannot be reached; cross-node work is unavailable."""
+
+
+def pack_frame(frame: dict[str, Any]) -> bytes:
+    """A frame packed once, to ride inside events to any number of nodes."""
+    return bytes(msgpack.packb(frame, use_bin_type=True))
+
+
+def unpack_frame(data: bytes) -> dict[str, Any]:
+    return dict(msgpack.unpackb(data, raw=False))
+
+
+class Relay(abc.ABC):
+    """How a node reaches the others; see the module docstring."""
+
+    node_id: str
+    shared: bool  # False: this node is alone and nothing crosses nodes
+
+    @abc.abstractmethod
+    async def start(self, on_event: OnEvent) -> None: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def post(self, node: str, event: Event) -> None:
+        """Queue ``event`` for ``node``'s inbox; in order per node; never awaits."""
+
+    @abc.abstractmethod
+    def broadcast(self, event: Event) -> None:
+        """Queue ``event`` for every other node."""
+
+    @property
+    @abc.abstractmethod
+    def healthy(self) -> bool:
+        """False while the last attempt to reach other nodes failed."""
+
+    @abc.abstractmethod
+    async def alive(self, nodes: set[str]) -> set[str]:
+        """Which of ``nodes`` are running (their presence is fresh)."""
+
+    # -- the seat directory: what another node needs to take a seat back ----------
+
+    @abc.abstractmethod
+    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None) -> None:
+        """Record where a seat is and what rebuilds it; ``digest`` is its resume
+        token's SHA-256 (never the token). Best effort; raises RelayError."""
+
+    @abc.abstractmethod
+    async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:
+        """Spend a resume digest: the seat and its record, or None."""
+
+    @abc.abstractmethod
+    async def seat_record(self, seat: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    async def forget_seat(self, seat: str) -> None: ...
+
+
+class MemoryRelay(Relay):
+    """A node alone: events to itself are delivered on the next loop turn."""
+
+    shared = False
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self._on_event: OnEvent = lambda event: None
+
+    async def start(self, on_event: OnEvent) -> None:
+        self._on_event = on_event
+
+    async def close(self) -> None:
+        self._on_event = lambda event: None
+
+    def post(self, node: str, event: Event) -> None:
+        if node == self.node_id:
+            asyncio.get_running_loop().call_soon(self._on_event, event)
+
+    def broadcast(self, event: Event) -> None:
+        return None
+
+    @property
+    def healthy(self) -> bool:
+        return True
+
+    async def alive(self, nodes: set[str]) -> set[str]:
+        return {n for n in nodes if n == self.node_id}
+
+    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None) -> None:
+        return None
+
+    async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:
+        return None
+
+    async def seat_record(self, seat: str) -> dict[str, Any] | None:
+        return None
+
+    async def forget_seat(self, seat: str) -> None:
+        return None
+
+
+def open_relay(url: str | None, node_id: str, *, seat_ttl_s: float = 3600) -> Relay:
+    """``None`` or ``memory://`` for a node alone; ``redis://...`` for many nodes."""
+    if not url or url.startswith("memory:"):
+        return MemoryRelay(node_id)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .relay_redis import RedisRelay
+
+        return RedisRelay(url, node_id, seat_ttl_s=seat_ttl_s)
+    raise ValueError(f"unknown relay backend: {url.split(':', 1)[0]}")
+
+
+async def cancel_quietly(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task

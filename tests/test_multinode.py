@@ -1,0 +1,366 @@
+"""Several nodes sharing one Redis behave as one service: real processes, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.support.client import Client, listener, moderator, seeker
+from tests.support.procs import RedisServer, Server
+
+pytestmark = pytest.mark.redis
+
+CHATTED: list[str] = []  # every text sent in this file; none may be found in Redis
+
+
+def said(text: str) -> str:
+    CHATTED.append(text)
+    return text
+
+
+async def say(c: Client, room: str, text: str, cid: str = "c") -> None:
+    await c.send({"type": "message", "room": room, "text": said(text), "id": cid})
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+Cluster = list[Server]
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_server: RedisServer) -> Iterator[Cluster]:
+    """Three nodes on the session's redis, shared by the tests that leave it healthy."""
+    import redis as syncredis
+
+    syncredis.Redis.from_url(redis_server.url).flushdb()
+    from tests.conftest import TEST_ARGS
+
+    nodes = [Server(*TEST_ARGS, "--redis", redis_server.url, "--node-id", f"n{i}").start()
+             for i in (1, 2, 3)]
+    yield nodes
+    for n in nodes:
+        n.stop()
+
+
+@pytest.fixture
+def fresh(make_server: Callable[..., Server]) -> Iterator[Callable[[RedisServer, int], Cluster]]:
+    """Nodes on a redis of the test's own, for tests that stop, restart or kill things."""
+    owned: list[RedisServer] = []
+
+    def start(r: RedisServer, count: int) -> Cluster:
+        owned.append(r)
+        return [make_server("--redis", r.url, "--node-id", f"f{i}") for i in range(1, count + 1)]
+
+    yield start
+    for r in owned:
+        r.stop()
+
+
+async def pair(lst_node: Server, seek_node: Server, name: str = "Sam"
+               ) -> tuple[Client, Client, str]:
+    """A listener and a seeker paired on a topic of their own (nobody else fits)."""
+    topic = f"topic-{random.getrandbits(32):x}"
+    lst = await listener(lst_node.ws_url, lst_node.token("listener", name), topics=[topic])
+    s = await seeker(seek_node.ws_url, topic=topic)
+    room = (await s.expect("matched"))["room"]
+    assert (await lst.expect("matched"))["room"] == room
+    return lst, s, room
+
+
+async def test_cross_node_match_and_chat_both_directions(cluster: Cluster) -> None:
+    """A seeker on one node and a listener on another are paired and chat both ways, in
+    order; also when the listener arrives after the seeker."""
+    n1, n2, n3 = cluster
+    lst, s, room = await pair(n1, n2)
+    await say(s, room, "hello from node two", "a")
+    assert (await lst.expect("message", id="a"))["seq"] == 1
+    await say(lst, room, "hello from node one", "b")
+    assert [(await s.expect("message", id=i))["seq"] for i in ("a", "b")] == [1, 2]
+    assert (await lst.expect("message", id="b"))["seq"] == 2
+    for c in (s, lst):
+        await c.close()
+
+    waiting = await seeker(n1.ws_url)
+    await waiting.expect("queued")
+    lst2 = await listener(n3.ws_url, n3.token("listener", "Ana"))
+    room2 = (await waiting.expect("matched"))["room"]
+    assert (await lst2.expect("matched"))["peer"]["alias"] == waiting.welcome["alias"]
+    await say(waiting, room2, "seeker speaks first", "x")
+    assert (await lst2.expect("message", id="x"))["seq"] == 1
+    await say(lst2, room2, "listener answers", "y")
+    assert (await waiting.expect("message", id="y"))["seq"] == 2
+    await waiting.send({"type": "leave", "room": room2})
+    assert (await lst2.expect("ended"))["reason"] == "peer_left"
+    for c in (waiting, lst2):
+        await c.close()
+
+
+async def test_moderator_on_another_node_sees_and_joins_a_room(cluster: Cluster) -> None:
+    """A moderator on a third node lists the room, gets escalations, joins with history
+    and speaks to both members."""
+    n1, n2, n3 = cluster
+    mod = await moderator(n3.ws_url, n3.token("moderator", "Mod Ana"))
+    lst, s, room = await pair(n1, n2, name="Kim")
+    await say(s, room, "a message before the moderator", "m1")
+    await lst.expect("message", id="m1")
+
+    async def listed() -> bool:
+        frame = await mod.expect("rooms", timeout=6)
+        return any(r["room"] == room for r in frame["rooms"])
+
+    await eventually(listed, 8, "the room in the moderator's list")
+    await s.send({"type": "escalate", "room": room, "reason": "please help"})
+    esc = await mod.expect("escalation", timeout=5)
+    assert (esc["room"], esc["by"]) == (room, "seeker")
+    await mod.send({"type": "join", "room": room})
+    history = await mod.expect("history")
+    assert [m["id"] for m in history["messages"]] == ["m1"]
+    assert (await s.expect("presence"))["state"] == "joined"
+    await say(mod, room, "a moderator is here", "mod")
+    assert (await s.expect("message", id="mod"))["seq"] == 2
+    assert (await lst.expect("message", id="mod"))["seq"] == 2
+    for c in (s, lst, mod):
+        await c.close()
+
+
+class Tracked:
+    """A client whose frames are read in the background, for the randomized test."""
+
+    def __init__(self, c: Client, role: str, capacity: int = 0) -> None:
+        self.c, self.role, self.capacity = c, role, capacity
+        self.rooms: set[str] = set()
+        self.waiting = False
+        self.violations: list[str] = []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                frame = await self.c._next(3600)
+                kind = frame["type"]
+                if kind == "matched":
+                    self.rooms.add(frame["room"])
+                    self.waiting = False
+                    limit = 1 if self.role == "seeker" else self.capacity
+                    if len(self.rooms) > limit:
+                        self.violations.append(f"{self.role} in {len(self.rooms)} rooms")
+                elif kind == "ended":
+                    self.rooms.discard(frame["room"])
+                elif kind == "queued":
+                    self.waiting = not self.rooms
+                elif kind == "cancelled":
+                    self.waiting = False
+        except Exception:
+            return
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+async def test_random_traffic_keeps_matching_rules(
+        fresh: Callable[[RedisServer, int], Cluster], seed: int) -> None:
+    """60 seekers and 10 listeners (capacity 2) on three nodes come and go at random: no
+    seeker has two listeners, no listener exceeds capacity, and nobody waits while a
+    listener is free."""
+    redis_server = RedisServer().start()
+    cluster = fresh(redis_server, 3)
+    rnd = random.Random(seed)
+    listeners = []
+    for i in range(10):
+        node = cluster[i % 3]
+        c = await listener(node.ws_url, node.token("listener", f"L{i}"), capacity=2)
+        listeners.append(Tracked(c, "listener", 2))
+    seekers: list[Tracked] = []
+    for i in range(60):
+        node = rnd.choice(cluster)
+        c = await seeker(node.ws_url)
+        seekers.append(Tracked(c, "seeker"))
+        if i % 4 == 3:
+            for t in rnd.sample(seekers, 3):
+                action = rnd.random()
+                try:
+                    if t.rooms and action < 0.4:
+                        await t.c.send({"type": "leave", "room": next(iter(t.rooms))})
+                    elif action < 0.55:
+                        await t.c.close(1000)
+                    elif action < 0.65:
+                        t.c.drop()
+                except Exception:
+                    pass
+            lt = rnd.choice(listeners)
+            if lt.rooms and rnd.random() < 0.5:
+                await lt.c.send({"type": "leave", "room": next(iter(lt.rooms))})
+        await asyncio.sleep(rnd.random() * 0.02)
+
+    def settled() -> bool:
+        waiting = [t for t in seekers if t.waiting and not t.task.done()]
+        free = [t for t in listeners if len(t.rooms) < t.capacity]
+        return not (waiting and free)
+
+    try:
+        await eventually(settled, 15, "no seeker waiting while a listener is free")
+    except TimeoutError:
+        waiting = [i for i, t in enumerate(seekers) if t.waiting and not t.task.done()]
+        free = [(i, len(t.rooms)) for i, t in enumerate(listeners) if len(t.rooms) < t.capacity]
+        admin = aioredis.Redis.from_url(redis_server.url)
+        seen = {}
+        async for key in admin.scan_iter("hearth:listener:*"):
+            h = await admin.hgetall(key)
+            seen[key.decode()[-6:]] = {k.decode(): v.decode() for k, v in h.items()
+                                       if k in (b"rooms", b"status", b"held_until", b"node")}
+            seat = key.decode().split(":", 2)[2]
+            seen[key.decode()[-6:]]["lrooms"] = sorted(
+                m.decode() for m in await admin.smembers(f"hearth:lrooms:{seat}"))
+        seen["clients"] = [sorted(t.rooms) for t in listeners]  # type: ignore[assignment]
+        await admin.aclose()
+        raise AssertionError(f"seekers {waiting} wait while listeners {free} are free; "
+                             f"redis sees {seen}") from None
+    for t in seekers + listeners:
+        assert t.violations == []
+    for t in seekers + listeners:
+        t.task.cancel()
+        await t.c.ws.close()
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:  # dropped seekers keep their place for resume_s; later tests start with none
+        async def drained() -> bool:
+            return int(await admin.zcard("hearth:waiting")) == 0
+        await eventually(drained, 10, "the queue to drain")
+    finally:
+        await admin.aclose()
+
+
+async def test_pubsub_reader_survives_client_kill(cluster: Cluster,
+                                                  redis_server: RedisServer) -> None:
+    """After CLIENT KILL TYPE pubsub the nodes resubscribe and cross-node rooms still relay."""
+    n1, n2, _ = cluster
+    lst, s, room = await pair(n1, n2)
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+
+        async def resubscribed() -> bool:
+            counts = dict(await admin.pubsub_numsub("hearth:inbox:n1", "hearth:inbox:n2",
+                                                    "hearth:queue"))
+            return bool(counts.get(b"hearth:inbox:n1") and counts.get(b"hearth:inbox:n2")
+                        and counts.get(b"hearth:queue", 0) >= 3)
+
+        await eventually(resubscribed, 10, "nodes to resubscribe")
+    finally:
+        await admin.aclose()
+    await say(s, room, "after the kill", "k")
+    assert (await lst.expect("message", id="k"))["seq"] == 1
+    for c in (s, lst):
+        await c.close()
+
+
+async def test_redis_outage_and_empty_restart(fresh: Callable[[RedisServer, int], Cluster]
+                                             ) -> None:
+    """Redis stops mid-chat: same-node rooms keep relaying, /readyz is 503, a request is
+    unavailable or stays queued. Redis comes back empty: nodes register again, the seeker
+    still waiting is matched, /readyz is 200."""
+    r = RedisServer().start()
+    n1, n2 = fresh(r, 2)
+    local_l, local_s, local_room = await pair(n1, n1, name="Local")
+    waiting = await seeker(n2.ws_url)
+    await waiting.expect("queued")
+    r.stop()
+    await eventually(lambda: n1.status("/readyz") == 503, 5, "readyz 503")
+    await say(local_s, local_room, "still here without redis", "o1")
+    assert (await local_l.expect("message", id="o1"))["seq"] == 1
+    late = await seeker(n1.ws_url)
+    got = await asyncio.wait_for(late._next(5), 5)
+    assert got["type"] == "queued" or (got["type"] == "error" and got["code"] == "unavailable")
+    assert n1.healthy() and n2.healthy()
+
+    r.start()  # the same port, empty
+    await eventually(lambda: n1.status("/readyz") == 200 and n2.status("/readyz") == 200, 10,
+                     "readyz 200")
+    lst = await listener(n1.ws_url, n1.token("listener", "Back"))
+
+    async def matched_after_restart() -> bool:
+        try:
+            await waiting.expect("matched", timeout=0.5)
+            return True
+        except TimeoutError:
+            return False
+
+    await eventually(matched_after_restart, 12, "the waiting seeker to be matched")
+    await say(local_s, local_room, "and after the restart", "o2")
+    assert (await local_l.expect("message", id="o2"))["seq"] == 2
+    for c in (local_l, local_s, waiting, late, lst):
+        await c.close()
+
+
+async def test_killed_node_rooms_end_or_resume_elsewhere(
+        fresh: Callable[[RedisServer, int], Cluster]) -> None:
+    """A node killed with SIGKILL: its waiters vanish; a room whose seeker was there ends
+    with peer_lost for the listener, unless the seeker resumes on another node in time."""
+    r = RedisServer().start()
+    n1, n2, n3 = fresh(r, 3)
+    lost_l, lost_s, lost_room = await pair(n1, n2, name="One")
+    kept_l, kept_s, kept_room = await pair(n3, n2, name="Two")
+    await say(kept_s, kept_room, "before the crash", "b1")
+    await kept_l.expect("message", id="b1")
+    await kept_s.expect("message", id="b1")
+    ghost_waiter = await seeker(n2.ws_url)
+    await ghost_waiter.expect("queued")
+    token = kept_s.resume
+
+    n2.stop(signal.SIGKILL)
+    # One seeker resumes on node one at once; its room (homed with its listener) goes on.
+    back = await Client.connect(n1.ws_url)
+    await back.hello(resume=token, since=1)
+    assert [r["room"] for r in back.welcome["rooms"]] == [kept_room]
+    assert (await kept_l.expect("presence", state="back", timeout=5))["room"] == kept_room
+    await say(back, kept_room, "after the crash", "b2")
+    assert (await kept_l.expect("message", id="b2"))["seq"] == 2
+    assert (await back.expect("message", id="b2"))["seq"] == 2
+    # The other room ends for its listener once the node is known dead and resume_s passed.
+    assert (await lost_l.expect("ended", timeout=20))["reason"] == "peer_lost"
+    await kept_l.nothing("ended", within=0.5)
+    # The waiter of the dead node is not in the queue: a new listener takes no one.
+    fresh_l = await listener(n1.ws_url, n1.token("listener", "Three"))
+    await fresh_l.nothing("matched", within=1.0)
+    for c in (lost_l, kept_l, back, fresh_l):
+        await c.close()
+
+
+async def test_redis_holds_no_text_and_no_key_without_ttl(redis_server: RedisServer) -> None:
+    """After the tests above, no key lacks a TTL and no value holds any chatted text."""
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        values: list[bytes] = []
+        async for key in admin.scan_iter("*"):
+            assert await admin.ttl(key) != -1, key  # -1: no TTL (-2: expired since the scan)
+            kind = (await admin.type(key)).decode()
+            if kind == "string":
+                values.append(await admin.get(key) or b"")
+            elif kind == "hash":
+                values.extend((await admin.hgetall(key)).values())
+            elif kind == "list":
+                values.extend(await admin.lrange(key, 0, -1))
+            elif kind == "set":
+                values.extend(await admin.smembers(key))
+            elif kind == "zset":
+                values.extend(await admin.zrange(key, 0, -1))
+        blob = b"\n".join(values)
+        assert CHATTED
+        assert [t for t in CHATTED if t.encode() in blob] == []
+    finally:
+        await admin.aclose()

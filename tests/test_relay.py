@@ -1,0 +1,69 @@
+"""The relay between nodes: memory and Redis backends."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from chatserver.relay import open_relay, pack_frame, unpack_frame
+from tests.support.procs import RedisServer
+
+
+async def test_memory_relay_delivers_only_to_itself() -> None:
+    """A node alone gets its own events on the next loop turn and has no directory."""
+    got: list[dict[str, Any]] = []
+    relay = open_relay(None, "solo")
+    await relay.start(got.append)
+    relay.post("solo", {"k": "x"})
+    relay.post("other", {"k": "y"})
+    await asyncio.sleep(0)
+    assert got == [{"k": "x"}]
+    assert await relay.claim("digest") is None
+    assert await relay.alive({"solo", "other"}) == {"solo"}
+    await relay.close()
+
+
+@pytest.mark.redis
+async def test_redis_relay_orders_events_and_keeps_a_seat_directory(
+        redis_server: RedisServer) -> None:
+    """Events to a node arrive in order with their sender; a resume digest is spent once."""
+    admin = aioredis.Redis.from_url(redis_server.url)
+    await admin.flushdb()
+    a, b = open_relay(redis_server.url, "a"), open_relay(redis_server.url, "b")
+    got: list[dict[str, Any]] = []
+    await a.start(lambda e: None)
+    await b.start(got.append)
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while [e for e in got if e["k"] == "reconnected"] == [] or \
+                (await admin.pubsub_numsub("hearth:inbox:b"))[0][1] == 0:
+            assert loop.time() < deadline
+            await asyncio.sleep(0.02)
+        frame = pack_frame({"type": "message", "text": "x"})
+        for i in range(50):
+            a.post("b", {"k": "out", "i": i, "f": frame})
+        while len([e for e in got if e["k"] == "out"]) < 50:
+            assert loop.time() < deadline + 5
+            await asyncio.sleep(0.02)
+        outs = [e for e in got if e["k"] == "out"]
+        assert [e["i"] for e in outs] == list(range(50))
+        assert {e["from"] for e in outs} == {"a"}
+        assert unpack_frame(outs[0]["f"])["type"] == "message"
+
+        await a.save_seat("s1", {"role": "seeker", "alias": "Quiet Fox"}, "d1")
+        claimed = await b.claim("d1")
+        assert claimed is not None and claimed[0] == "s1" and claimed[1]["node"] == "a"
+        assert await b.claim("d1") is None
+        await admin.set("hearth:node:a", "1", ex=5)
+        assert await b.alive({"a", "zzz"}) == {"a"}
+        assert all([await admin.ttl(k) > 0 async for k in admin.scan_iter("hearth:*")])
+        await a.forget_seat("s1")
+        assert await b.seat_record("s1") is None
+    finally:
+        await a.close()
+        await b.close()
+        await admin.aclose()
