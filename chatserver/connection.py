@@ -28,10 +28,14 @@ class RateWindow:
     def __init__(self, count: int, seconds: float) -> None:
         self.count = count
         self.seconds = seconds
-        self._times: deque[float] = deque()
+        # Made on first use: most connections never send some kinds of frame, and
+        # an empty deque costs ~600 bytes per idle connection (docs/performance.md).
+        self._times: deque[float] | None = None
 
     def allow(self, now: float) -> bool:
         times = self._times
+        if times is None:
+            times = self._times = deque()
         while times and now - times[0] >= self.seconds:
             times.popleft()
         if len(times) >= self.count:
@@ -62,11 +66,31 @@ class Limits:
         return not self.strikes.allow(now)
 
 
+def _message(item: str | bytes) -> dict[str, Any]:
+    if isinstance(item, str):
+        return {"type": "websocket.send", "text": item}
+    return {"type": "websocket.send", "bytes": item}
+
+
 class Connection:
+    """The outgoing side of one connection.
+
+    Call order: :meth:`start` once, then :meth:`push` / :meth:`send` any number
+    of times and :meth:`close` at most once (frames pushed after it are
+    dropped), and :meth:`finish` when the reader is done.
+
+    The outbox is a plain deque bounded by ``outbox`` frames plus one wake-up
+    future for the writer, rather than an ``asyncio.Queue``: the same order and
+    bound for a fraction of the bookkeeping per frame and of the memory per
+    connection (docs/performance.md).
+    """
+
     def __init__(self, ws: WebSocket, *, msgpack_binary: bool, outbox: int) -> None:
         self.ws = ws
         self.msgpack_binary = msgpack_binary
-        self._queue: asyncio.Queue[str | bytes | CloseCode] = asyncio.Queue(outbox)
+        self._limit = outbox
+        self._outbox: deque[str | bytes | CloseCode] = deque()
+        self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
         self.close_code: int | None = None  # what the server closed with
@@ -84,12 +108,13 @@ class Connection:
         """Queue one frame; never awaits. Closes with 4420 when the client lags."""
         if self.closed:
             return
-        try:
-            self._queue.put_nowait(out.encoded(self.msgpack_binary))
-        except asyncio.QueueFull:
+        if len(self._outbox) >= self._limit:
             self.close(CloseCode.BACKLOG)
             if self.on_backlog is not None:
                 self.on_backlog()
+            return
+        self._outbox.append(out.encoded(self.msgpack_binary))
+        self._wake()
 
     def send(self, frame: dict[str, Any]) -> None:
         self.push(Outgoing(frame))
@@ -100,17 +125,25 @@ class Connection:
             return
         self.closed = True
         self.close_code = code
-        try:
-            self._queue.put_nowait(code)
-        except asyncio.QueueFull:
-            if self._writer is not None:
-                self._writer.cancel()
-            asyncio.ensure_future(self._close_now(code))
+        if len(self._outbox) < self._limit:
+            self._outbox.append(code)
+            self._wake()
+            return
+        if self._writer is not None:
+            self._writer.cancel()
+        asyncio.ensure_future(self._close_now(code))
+
+    def _wake(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
 
     async def drain(self, timeout: float) -> None:
         """Wait until the outbox is empty (used before a shutdown close)."""
         deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
+        while self._outbox and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     async def finish(self) -> None:
@@ -128,18 +161,19 @@ class Connection:
 
     async def _write_loop(self) -> None:
         send = self.ws.send
+        outbox = self._outbox
+        loop = asyncio.get_running_loop()
         while True:
-            item = await self._queue.get()
+            if not outbox:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                continue
+            item = outbox.popleft()  # everything queued goes out before the next wait
             if isinstance(item, CloseCode):
                 await self._close_now(item)
                 return
-            message = (
-                {"type": "websocket.send", "bytes": item}
-                if isinstance(item, bytes)
-                else {"type": "websocket.send", "text": item}
-            )
             try:
-                await send(message)
+                await send(_message(item))
             except Exception:  # the peer went away; the reader sees the disconnect
                 self.closed = self.gone = True
                 return
