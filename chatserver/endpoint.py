@@ -83,7 +83,7 @@ async def _hello(ws: WebSocket, node: Node, conn: Connection):  # type: ignore[n
     if message["type"] == "websocket.disconnect":
         conn.closed = conn.gone = True
         return None
-    metrics.FRAMES.labels("hello").inc()
+    metrics.count_frame("hello")
     try:
         payload = message.get("text")
         if payload is None:
@@ -132,7 +132,7 @@ async def _read(ws: WebSocket, node: Node, conn: Connection, seat) -> None:  # t
                 payload = message.get("bytes") or b""
             obj = protocol.decode(payload, msgpack_binary=conn.msgpack_binary)
             kind = obj["type"]
-            metrics.FRAMES.labels(metrics.frame_type_label(kind)).inc()
+            metrics.count_frame(kind)
             limits.check(kind, started)
             frame = protocol.parse_frame(obj, seat.role)
             await node.handle(seat, frame)

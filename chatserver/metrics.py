@@ -44,5 +44,13 @@ def frame_type_label(kind: object) -> str:
     return kind if isinstance(kind, str) and kind in KNOWN_TYPES else "other"
 
 
+# Children resolved once: labels() is a lock and a dict lookup per call.
+_FRAME_COUNTERS = {kind: FRAMES.labels(kind) for kind in (*KNOWN_TYPES, "other")}
+
+
+def count_frame(kind: object) -> None:
+    _FRAME_COUNTERS[frame_type_label(kind)].inc()
+
+
 def render() -> bytes:
     return generate_latest(REGISTRY)

@@ -34,6 +34,7 @@ from .rooms import Member, Room
 from .seats import Seat, SeatRegistry
 
 log = logging.getLogger("hearth.node")
+REFRESH_S = 0.05
 
 
 def now_ms() -> int:
@@ -566,7 +567,7 @@ class Node:
                                 "message": "Contact details were removed. To keep everyone safe, "
                                            "chats stay on Hearth."})
             self._escalate_room(room, "system", "contact_info", room.risk, mark=False)
-        if seat.role == "seeker":
+        if seat.role == "seeker" and room.risk != "crisis":  # risk only goes up
             await self._score(room, seat, frame.text)
 
     async def _score(self, room: Room, seat: Seat, text: str) -> None:
@@ -746,7 +747,9 @@ class Node:
         self.spawn(self._refresh())
 
     async def _refresh(self) -> None:
-        await asyncio.sleep(0)
+        # Gather the changes of the next 50 ms into one refresh: each refresh costs a
+        # backend call per waiting seeker batch and per listener (a round trip on Redis).
+        await asyncio.sleep(REFRESH_S)
         self._refresh_pending = False
         waiting = [s for s in self.seats.all() if s.waiting and s.conn is not None]
         try:

@@ -390,6 +390,9 @@ def _list(value: Any, item: Any, ref: str) -> tuple[str, ...] | None:
 
 # -- frames the server sends --------------------------------------------------
 
+# json.dumps with non-default options builds a new encoder per call; build it once.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 def error_frame(code: ErrorCode, message: str, ref: str | None = None) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "error", "code": str(code), "message": message}
@@ -412,5 +415,5 @@ class Outgoing:
                 self._msgpack = msgpack.packb(self.frame, use_bin_type=True)
             return self._msgpack
         if self._json is None:
-            self._json = json.dumps(self.frame, ensure_ascii=False, separators=(",", ":"))
+            self._json = _encode_json(self.frame)
         return self._json
