@@ -35,9 +35,9 @@ $(STAMP): pyproject.toml
 
 # redis-server for the tests' own Redis, Chromium for the browser tests.
 system-deps:
-	@command -v redis-server >/dev/null && [ -x /usr/bin/chromium ] || { \
+	@command -v redis-server >/dev/null && [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] || { \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq redis-server chromium >/dev/null; }
+	  $(SUDO) apt-get install -y -qq redis-server chromium nginx >/dev/null; }
 
 $(AXE):
 	mkdir -p $(NODE_DIR)

@@ -1,0 +1,115 @@
+"""Processes under benchmark, pinned to a core, and what /proc says about them.
+
+The Hearth server, the floor relay and redis-server run on the server core
+(``SERVER_CPU``); the load runs in the bench process on the other core. The
+launch and readiness logic is the test suite's (``tests/support/procs.py``);
+this module only adds ``taskset`` and the /proc readers.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.procs import RedisServer, Server, free_port, wait_until  # noqa: E402
+
+__all__ = ["Pinned", "PinnedRedis", "free_port", "wait_until", "cpu_seconds", "rss_bytes",
+           "pin_self", "raise_nofile", "SERVER_CPU", "LOAD_CPU"]
+
+SERVER_CPU = 0
+LOAD_CPU = 1
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+HAS_TASKSET = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
+
+
+def _pin_prefix(cpu: int | None) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if cpu is not None and HAS_TASKSET else []
+
+
+class Pinned(Server):
+    """``python -m chatserver`` (or the floor) started under ``taskset -c CPU``.
+
+    ``taskset`` execs the Python process, so ``proc.pid`` is the server's pid.
+    """
+
+    def __init__(self, *args: str, cpu: int | None = SERVER_CPU, floor: bool = False,
+                 **kw: object) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.cpu = cpu
+        self.floor = floor
+
+    def start(self) -> Pinned:
+        if self.floor:
+            target = [str(ROOT / "loadtests" / "floor.py")]
+        else:
+            target = ["-m", "chatserver"]
+        cmd = [*_pin_prefix(self.cpu), sys.executable, *target, "--port", str(self.port),
+               *self.args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        wait_until(self.healthy, 20, f"server on {self.port}")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+class PinnedRedis(RedisServer):
+    """redis-server with all its threads moved to the server core after start."""
+
+    def __init__(self, cpu: int | None = SERVER_CPU) -> None:
+        super().__init__()
+        self.cpu = cpu
+
+    def start(self) -> PinnedRedis:
+        super().start()
+        if self.cpu is not None and HAS_TASKSET and self.proc is not None:
+            subprocess.run(["taskset", "-a", "-p", "-c", str(self.cpu), str(self.proc.pid)],
+                           stdout=subprocess.DEVNULL, check=False)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def pin_self(cpu: int = LOAD_CPU) -> bool:
+    if not HAS_TASKSET:
+        return False
+    os.sched_setaffinity(0, {cpu})
+    return True
+
+
+def raise_nofile(want: int = 65536) -> int:
+    """Raise the open-file limit (inherited by the servers started afterwards)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -1,0 +1,238 @@
+"""Rooms full of chatting clients, for Hearth and for the floor, and an open-loop
+paced load over them.
+
+A message's send time travels in its client ``id`` (``perf_counter_ns``), so
+every delivered frame, the sender's echo and the peer's copy, gives one
+end-to-end latency sample in the one process that both sends and receives.
+Both Hearth and the floor end a message frame with ``"id":"..."}``, so the
+receive path never parses JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from procs import cpu_seconds
+from texts import TEXTS
+from wsclient import WSClient, connect
+
+MESSAGE_PREFIX = b'{"type":"message"'
+ID_KEY = b'"id":"'
+now_ns = time.perf_counter_ns
+
+
+class Recorder:
+    """Counts message frames sent at or after ``since`` and keeps their latencies."""
+
+    def __init__(self) -> None:
+        self.since = 1 << 62
+        self.lat_ns: list[int] = []
+
+    def reset(self) -> None:
+        self.since = now_ns()
+        self.lat_ns = []
+
+    def stop(self) -> None:
+        self.since = 1 << 62
+
+    def on_frame(self, payload: bytes) -> None:
+        if not payload.startswith(MESSAGE_PREFIX):
+            return
+        j = payload.rfind(ID_KEY) + 6
+        sent = int(payload[j:payload.index(b'"', j)])
+        if sent >= self.since:
+            self.lat_ns.append(now_ns() - sent)
+
+
+def ignore(payload: bytes) -> None:
+    return None
+
+
+@dataclass
+class Sender:
+    """One member of one room, with a few ready-made frame prefixes."""
+
+    client: WSClient
+    prefixes: list[bytes]
+    n: int = 0
+
+    def send(self) -> None:
+        prefix = self.prefixes[self.n % len(self.prefixes)]
+        self.n += 1
+        self.client.send(prefix + str(now_ns()).encode() + b'"}')
+
+
+def prefixes(room: str, offset: int, count: int = 4) -> list[bytes]:
+    return [(f'{{"type":"message","room":"{room}","text":"{TEXTS[(offset + k) % len(TEXTS)]}",'
+             '"id":"').encode() for k in range(count)]
+
+
+@dataclass
+class Rooms:
+    """Open rooms: every client, and one Sender per member of each room."""
+
+    clients: list[WSClient] = field(default_factory=list)
+    senders: list[Sender] = field(default_factory=list)
+    match_lat_ns: list[int] = field(default_factory=list)
+
+    def listen(self, recorder: Recorder) -> None:
+        for c in self.clients:
+            c.inbox.clear()
+            c.on_frame = recorder.on_frame
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close(1000)
+            c.abort()
+
+
+async def gather_limited(factories: Sequence[Callable[[], Awaitable[Any]]],
+                         limit: int) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(f: Callable[[], Awaitable[Any]]) -> Any:
+        async with sem:
+            return await f()
+
+    return await asyncio.gather(*(one(f) for f in factories))
+
+
+# -- Hearth ----------------------------------------------------------------------------
+
+
+async def hearth_listener(port: int, token: str, name: str, capacity: int,
+                          topic: str | None = None) -> WSClient:
+    c = await connect(port)
+    c.send_json({"type": "hello", "role": "listener", "token": token, "name": name})
+    await c.expect("welcome")
+    c.send_json({"type": "shift", "status": "available", "topics": [topic] if topic else [],
+                 "languages": [], "capacity": capacity})
+    await c.expect("shift")
+    return c
+
+
+async def hearth_seeker(port: int) -> WSClient:
+    c = await connect(port)
+    c.send_json({"type": "hello", "role": "seeker"})
+    await c.expect("welcome")
+    return c
+
+
+async def hearth_match(seeker: WSClient, topic: str | None = None,
+                       timeout: float = 30.0) -> tuple[dict[str, Any], int]:
+    """Send ``request``; return the ``matched`` frame and the match latency in ns."""
+    t0 = now_ns()
+    seeker.send_json({"type": "request", "topic": topic, "language": "en",
+                      "note": "I would like to talk about a hard week."})
+    matched = await seeker.expect("matched", timeout)
+    return matched, now_ns() - t0
+
+
+async def hearth_rooms(seeker_port: int, listener_port: int, token: str, n_rooms: int, *,
+                       capacity: int = 5, batch: int = 20, tag: str = "L",
+                       topic: str | None = None) -> Rooms:
+    """Listeners on shift (on ``listener_port``), then seekers matched in batches
+    of ``batch`` concurrent requests (on ``seeker_port``)."""
+    rooms = Rooms()
+    n_listeners = math.ceil(n_rooms / capacity)
+    names = [f"{tag}{i}" for i in range(n_listeners)]
+    listeners = await gather_limited(
+        [lambda n=n: hearth_listener(listener_port, token, n, capacity, topic) for n in names],
+        100)
+    by_name = dict(zip(names, listeners, strict=True))
+    seekers = await gather_limited([lambda: hearth_seeker(seeker_port)] * n_rooms, 100)
+    rooms.clients += listeners + seekers
+    for start in range(0, n_rooms, batch):
+        group = seekers[start:start + batch]
+        results = await asyncio.gather(*(hearth_match(s, topic) for s in group))
+        for k, (s, (matched, lat)) in enumerate(zip(group, results, strict=True)):
+            rooms.match_lat_ns.append(lat)
+            listener = by_name[matched["peer"]["alias"]]
+            i = start + k
+            rooms.senders.append(Sender(s, prefixes(matched["room"], i)))
+            rooms.senders.append(Sender(listener, prefixes(matched["room"], i + 1)))
+    return rooms
+
+
+# -- the floor -----------------------------------------------------------------------
+
+
+async def floor_rooms(port: int, n_rooms: int) -> Rooms:
+    rooms = Rooms()
+
+    async def pair(i: int) -> tuple[WSClient, WSClient]:
+        a = await connect(port, f"/ws?pair={i}")
+        b = await connect(port, f"/ws?pair={i}")
+        return a, b
+
+    pairs = await gather_limited([lambda i=i: pair(i) for i in range(n_rooms)], 50)
+    for i, (a, b) in enumerate(pairs):
+        rooms.clients += [a, b]
+        rooms.senders += [Sender(a, prefixes(f"r{i}", i)), Sender(b, prefixes(f"r{i}", i + 1))]
+    return rooms
+
+
+# -- load ------------------------------------------------------------------------------
+
+
+async def paced(senders: Sequence[Sender], rate: float, seconds: float) -> int:
+    """Send ``rate`` messages a second for ``seconds``, round-robin over the senders.
+    Open loop: a late tick catches up, it does not lower the rate. Returns the count."""
+    start = time.perf_counter()
+    end = start + seconds
+    sent = 0
+    count = len(senders)
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        due = int((now - start) * rate)
+        while sent < due:
+            senders[sent % count].send()
+            sent += 1
+        await asyncio.sleep(0.001)
+    return sent
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def ms(ns: float | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 3)
+
+
+async def measure(pids: list[int], senders: list[Sender], recorder: Recorder, rate: float,
+                  seconds: float, drain_s: float, members: int = 2) -> dict[str, Any]:
+    """One open-loop window: send at ``rate`` for ``seconds``, wait for the deliveries."""
+    recorder.reset()
+    cpu0 = sum(cpu_seconds(p) for p in pids)
+    me0 = cpu_seconds()
+    t0 = time.perf_counter()
+    sent = await paced(senders, rate, seconds)
+    expected = sent * members
+    deadline = time.perf_counter() + drain_s
+    while len(recorder.lat_ns) < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(0.01)
+    wall = time.perf_counter() - t0
+    cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+    me = cpu_seconds() - me0
+    lat = recorder.lat_ns
+    recorder.stop()
+    delivered = len(lat)
+    return {
+        "rate": round(rate), "sent": sent, "delivered": delivered,
+        "delivery": round(delivered / expected, 4) if expected else None,
+        "delivered_per_s": round(delivered / seconds),
+        "p50_ms": ms(percentile(lat, 0.50)), "p99_ms": ms(percentile(lat, 0.99)),
+        "cpu_us_per_msg": round(cpu * 1e6 / delivered, 2) if delivered else None,
+        "server_cpu_pct": round(100 * cpu / wall, 1), "client_cpu_pct": round(100 * me / wall, 1),
+    }

@@ -1,0 +1,314 @@
+"""The bench scenarios other than the relay itself: a slow reader, idle
+connections, matchmaking on Redis, and cross-node relay. Each returns a dict
+that ``bench.py`` prints as one JSON line. Every loop is bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+from procs import Pinned, PinnedRedis, cpu_seconds, rss_bytes
+from relay import (
+    Recorder,
+    Rooms,
+    Sender,
+    gather_limited,
+    hearth_listener,
+    hearth_match,
+    hearth_rooms,
+    hearth_seeker,
+    ignore,
+    measure,
+    ms,
+    paced,
+    percentile,
+)
+from wsclient import WSClient, connect
+
+CROSS_NODE_ROOMS = 200
+FLOOD_RATE = 300  # messages/s from the slow reader's peer, 2 KB each
+FLOOD_TEXT = ("I keep going over what happened at work today and it will not stop. " * 30)[:1900]
+
+
+class PlanLike(Protocol):
+    rooms: int
+    fixed_s: float
+    slow_s: float
+    match_s: float
+    drain_s: float
+
+
+# -- one slow reader -------------------------------------------------------------------
+
+
+async def slow_reader(hearth: Pinned, token: str, rooms: Rooms, recorder: Recorder,
+                      rate: float, plan: PlanLike) -> dict[str, Any]:
+    """Others chat at ``rate`` while one room floods a peer that stops reading.
+
+    Control and test differ only in whether the slow side reads, so the change
+    in the others' p99 is the slow reader's doing, not the flood's.
+    """
+    flooder = await hearth_listener(hearth.port, token, "Flood", 1, topic="flood")
+    slow = await connect(hearth.port, rcvbuf=4096)
+    slow.send_json({"type": "hello", "role": "seeker"})
+    await slow.expect("welcome")
+    matched, _ = await hearth_match(slow, topic="flood")
+    flooder.on_frame = slow.on_frame = ignore
+    room = matched["room"]
+    big = [Sender(flooder, [(f'{{"type":"message","room":"{room}","text":"{FLOOD_TEXT}",'
+                             '"id":"').encode()])]
+
+    async def phase() -> dict[str, Any]:
+        flood = asyncio.create_task(paced(big, FLOOD_RATE, plan.slow_s))
+        result = await measure([hearth.pid], rooms.senders, recorder, rate, plan.slow_s,
+                               plan.drain_s)
+        await flood
+        return result
+
+    control = await phase()
+    slow.transport.pause_reading()  # type: ignore[union-attr]
+    rss0 = rss_bytes(hearth.pid)
+    peak = rss0
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, rss_bytes(hearth.pid))
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    slowed = await phase()
+    sampler.cancel()
+    slow.transport.resume_reading()  # type: ignore[union-attr]
+    try:
+        code = await asyncio.wait_for(asyncio.shield(slow.lost), 15 if plan.slow_s > 2 else 1)
+    except TimeoutError:
+        code = None
+    slow.abort()
+    flooder.close(1000)
+    flooder.abort()
+    change = None
+    if control["p99_ms"] and slowed["p99_ms"]:
+        change = round(slowed["p99_ms"] / control["p99_ms"] - 1, 3)
+    return {
+        "others_p99_ms_control": control["p99_ms"], "others_p99_ms_slow": slowed["p99_ms"],
+        "others_p99_change": change, "others_delivery_slow": slowed["delivery"],
+        "slow_closed_with": code if code is not None else "still open",
+        "server_rss_growth_kib": round((peak - rss0) / 1024),
+        "flood": f"{FLOOD_RATE} msg/s x {len(FLOOD_TEXT)} chars",
+    }
+
+
+# -- idle connections ------------------------------------------------------------------
+
+
+async def idle(n: int, hearth_args: tuple[str, ...]) -> dict[str, Any]:
+    """RSS per idle connection: a seeker after ``welcome`` (Hearth), an open pair
+    member (floor). Fresh servers, so earlier scenarios leave no garbage."""
+    out: dict[str, Any] = {"connections": n}
+    for system in ("hearth", "floor"):
+        server = (Pinned(*hearth_args) if system == "hearth" else Pinned(floor=True)).start()
+        clients: list[WSClient] = []
+        try:
+            await asyncio.sleep(0.5)
+            rss0 = rss_bytes(server.pid)
+            port = server.port
+            if system == "hearth":
+                factories = [lambda port=port: hearth_seeker(port)] * n
+            else:
+                factories = [lambda i=i, port=port: connect(port, f"/ws?pair={i // 2}")
+                             for i in range(n)]
+            t0 = time.perf_counter()
+            clients = await gather_limited(factories, 100)
+            open_s = time.perf_counter() - t0
+            await asyncio.sleep(1.0)
+            rss1 = rss_bytes(server.pid)
+            out[system] = {"rss_before_mib": round(rss0 / 2**20, 1),
+                           "rss_after_mib": round(rss1 / 2**20, 1),
+                           "rss_per_conn_kib": round((rss1 - rss0) / n / 1024, 2),
+                           "open_s": round(open_s, 1)}
+        finally:
+            for c in clients:
+                c.abort()
+            server.stop()
+    return out
+
+
+# -- matchmaking on Redis ------------------------------------------------------------
+
+
+async def _flush(redis: PinnedRedis) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis.url)
+    await client.flushdb()
+    await client.aclose()
+
+
+async def matching_direct(redis: PinnedRedis, plan: PlanLike) -> dict[str, Any]:
+    """The RedisMatcher itself: workers request (and are paired at once with a
+    free listener), then end the room. Pairs/s and the pairing call's latency."""
+    from matching import Listener, MatchingError, Ticket, open_matcher
+
+    await _flush(redis)
+    quick = plan.match_s < 1
+    n_listeners, workers = (5, 4) if quick else (100, 16)  # the matcher's pool holds 20
+    matcher = open_matcher(redis.url, "bench-node")
+    await matcher.start(lambda: None)
+    lat: list[int] = []
+    pairs = unmatched = errors = 0
+    try:
+        for i in range(n_listeners):
+            await matcher.set_shift(Listener(f"l{i}", "bench-node", "available", (), (), 5))
+        deadline = time.perf_counter() + plan.match_s
+
+        async def worker(w: int) -> None:
+            nonlocal pairs, unmatched, errors
+            k = 0
+            while time.perf_counter() < deadline:
+                k += 1
+                t0 = time.perf_counter_ns()
+                try:
+                    matches = await matcher.request(
+                        Ticket(f"s{w}-{k}", "bench-node", "normal", None, "en", "a hard week"))
+                    lat.append(time.perf_counter_ns() - t0)
+                    if not matches:
+                        unmatched += 1
+                        await matcher.cancel(f"s{w}-{k}")
+                    for match in matches:
+                        pairs += 1
+                        await matcher.room_ended(match.room)
+                except MatchingError:  # counted, not fatal: a loaded machine times out
+                    errors += 1
+
+        cpu0, me0, t0 = cpu_seconds(redis.pid), cpu_seconds(), time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(workers)))
+        wall = time.perf_counter() - t0
+        redis_cpu, me = cpu_seconds(redis.pid) - cpu0, cpu_seconds() - me0
+    finally:
+        await matcher.close()
+    return {
+        "measured": "matching.open_matcher(redis_url).request()+room_ended(), no server",
+        "workers": workers, "listeners": n_listeners, "pairs": pairs, "unmatched": unmatched,
+        "errors": errors,
+        "pairs_per_s": round(pairs / wall), "match_p50_ms": ms(percentile(lat, 0.5)),
+        "match_p99_ms": ms(percentile(lat, 0.99)),
+        "redis_cpu_pct": round(100 * redis_cpu / wall, 1),
+        "client_cpu_pct": round(100 * me / wall, 1),
+    }
+
+
+async def matching_server(redis: PinnedRedis, plan: PlanLike,
+                          hearth_args: tuple[str, ...]) -> dict[str, Any]:
+    """Through one Hearth node on Redis: seekers request, are matched, leave, repeat."""
+    await _flush(redis)
+    quick = plan.match_s < 1
+    n_listeners, n_seekers = (2, 4) if quick else (20, 50)
+    server = Pinned(*hearth_args, "--redis", redis.url).start()
+    clients: list[WSClient] = []
+    lat: list[int] = []
+    pairs = timeouts = 0
+    try:
+        token = server.token("listener", "bench", 1)
+        listeners = [await hearth_listener(server.port, token, f"M{i}", 5)
+                     for i in range(n_listeners)]
+        for c in listeners:
+            c.on_frame = ignore
+        seekers = await gather_limited([lambda: hearth_seeker(server.port)] * n_seekers, 50)
+        clients = listeners + seekers
+        deadline = time.perf_counter() + plan.match_s
+
+        async def seeker_loop(s: WSClient) -> None:
+            nonlocal pairs, timeouts
+            while time.perf_counter() < deadline:
+                try:
+                    matched, took = await hearth_match(s, timeout=5)
+                except TimeoutError:  # counted and reported, not fatal
+                    timeouts += 1
+                    s.send_json({"type": "cancel"})
+                    continue
+                lat.append(took)
+                pairs += 1
+                s.send_json({"type": "leave", "room": matched["room"]})
+                await s.expect("ended", 10)
+
+        pids = [server.pid, redis.pid]
+        cpu0 = [cpu_seconds(p) for p in pids]
+        t0 = time.perf_counter()
+        await asyncio.gather(*(seeker_loop(s) for s in seekers))
+        wall = time.perf_counter() - t0
+        cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
+    finally:
+        for c in clients:
+            c.abort()
+        server.stop()
+    return {
+        "measured": "one Hearth node with --redis: request -> matched -> leave, over WebSockets",
+        "seekers": n_seekers, "listeners": n_listeners, "pairs": pairs,
+        "match_timeouts_5s": timeouts,
+        "pairs_per_s": round(pairs / wall), "match_p50_ms": ms(percentile(lat, 0.5)),
+        "match_p99_ms": ms(percentile(lat, 0.99)),
+        "server_cpu_pct": round(100 * cpu[0] / wall, 1),
+        "redis_cpu_pct": round(100 * cpu[1] / wall, 1),
+    }
+
+
+# -- cross-node relay ----------------------------------------------------------------
+
+
+async def probe_cross_node(port_a: int, port_b: int, token: str) -> str | None:
+    """None when a seeker on A can be matched with, and talk to, a listener on B;
+    else why not."""
+    clients: list[WSClient] = []
+    try:
+        listener = await hearth_listener(port_b, token, "Probe", 1, topic="xprobe")
+        clients.append(listener)
+        seeker = await hearth_seeker(port_a)
+        clients.append(seeker)
+        try:
+            matched, _ = await hearth_match(seeker, topic="xprobe", timeout=3)
+            await listener.expect("matched", 2)
+        except (TimeoutError, ConnectionError):
+            return "no match between a seeker on node A and a listener on node B within 3 s"
+        seeker.send_json({"type": "message", "room": matched["room"], "text": "hello",
+                          "id": "probe"})
+        try:
+            await listener.expect("message", 3)
+        except (TimeoutError, ConnectionError):
+            return "matched across nodes, but a message from node A did not reach node B"
+        return None
+    finally:
+        for c in clients:
+            c.close(1000)
+            c.abort()
+
+
+async def cross_node(redis: PinnedRedis, plan: PlanLike,
+                     hearth_args: tuple[str, ...]) -> dict[str, Any]:
+    """Seekers on node A, listeners on node B, one Redis; CPU is both nodes + Redis."""
+    await _flush(redis)
+    a = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-a").start()
+    b = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-b").start()
+    try:
+        token = a.token("listener", "bench", 1)
+        why = await probe_cross_node(a.port, b.port, token)
+        if why is not None:
+            return {"available": False, "status": "not available yet", "why": why}
+        # Matching through a node on Redis is slow (see matching_redis_server), so
+        # fewer rooms than same-node; the load per room is the same 1 msg/s each way.
+        n_rooms = min(plan.rooms, CROSS_NODE_ROOMS)
+        try:
+            rooms = await hearth_rooms(a.port, b.port, token, n_rooms, batch=10)
+        except (TimeoutError, ConnectionError) as exc:
+            return {"available": True, "rooms": n_rooms, "error": f"setup failed: {exc}"}
+        recorder = Recorder()
+        rooms.listen(recorder)
+        result = await measure([a.pid, b.pid, redis.pid], rooms.senders, recorder,
+                               n_rooms * 2, plan.fixed_s, plan.drain_s)
+        rooms.close()
+        return {"available": True, "rooms": n_rooms, "hearth": result,
+                "match_p99_ms": ms(percentile(rooms.match_lat_ns, 0.99))}
+    finally:
+        a.stop()
+        b.stop()

@@ -1,0 +1,34 @@
+"""The load tools run to the end and say something; no timing is asserted
+(timings belong in ``make bench``, never in pass/fail tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_prints_a_line_per_scenario_and_a_table(tmp_path: Path) -> None:
+    """bench.py --quick finishes and prints every scenario as JSON, then the table."""
+    out = tmp_path / "bench.jsonl"
+    run = subprocess.run(
+        [sys.executable, "loadtests/bench.py", "--quick", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    scenarios = {json.loads(line)["scenario"] for line in out.read_text().splitlines()}
+    assert {"machine", "same_node_fixed", "same_node_saturation", "slow_reader", "idle",
+            "matching_redis_direct", "matching_redis_server", "cross_node"} <= scenarios
+    assert "| scenario" in run.stdout
+
+
+def test_locust_runs_against_a_real_server(tmp_path: Path) -> None:
+    """A short headless Locust run against one server completes and writes its report."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/run_locust.py", "--time", "8", "--users", "12",
+         "--listeners", "3", "--single-only"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "== locust one-node: exit" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+    assert (ROOT / "build" / "loadtest" / "one-node.html").stat().st_size > 0
