@@ -141,6 +141,26 @@ async def test_moderator_on_another_node_sees_and_joins_a_room(cluster: Cluster)
         await c.close()
 
 
+async def test_crisis_reaches_moderators_on_every_node_within_a_second(cluster: Cluster) -> None:
+    """A crisis message in a room spanning two nodes escalates to moderators on all three
+    nodes within one second, and the seeker gets resources."""
+    n1, n2, n3 = cluster
+    mods = [await moderator(n.ws_url, n.token("moderator", f"Mod {i}"))
+            for i, n in enumerate(cluster)]
+    lst, s, room = await pair(n1, n2, name="Lee")
+    loop = asyncio.get_running_loop()
+    sent = loop.time()
+    await say(s, room, "i took all my pills an hour ago and i want to die tonight", "c")
+    for mod in mods:
+        e = await mod.expect("escalation", timeout=1.0, room=room)
+        assert (e["by"], e["risk"]) == ("system", "crisis")
+    assert loop.time() - sent < 1.0
+    assert (await s.expect("resources", timeout=1.0))["items"]
+    assert (await lst.expect("risk"))["risk"] == "crisis"
+    for c in (s, lst, *mods):
+        await c.close()
+
+
 class Tracked:
     """A client whose frames are read in the background, for the randomized test."""
 
