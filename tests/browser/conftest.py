@@ -16,8 +16,10 @@ from tests.browser.steps import REQUESTS, Pages, off_origin
 from tests.support.procs import Server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope, not session: while sync Playwright is open it keeps an event loop
+    # running in this thread, and the asyncio tests that follow could not start theirs.
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path="/usr/bin/chromium",
