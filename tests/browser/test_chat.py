@@ -126,3 +126,39 @@ def test_moderator_closes_and_blocks(pages: Pages) -> None:
     expect(listener.locator(".room-panel .log")).to_contain_text("A moderator closed this chat.")
     expect(moderator.locator("#room-mode")).to_have_text("This room has ended.")
     expect(moderator.get_by_text("No rooms are open right now.")).to_be_visible()
+
+
+# Wraps the page's WebSocket so a test can drop it, and hold reconnects off for a while
+# (a held socket asks for a path of ours that refuses the upgrade, as a dead network would).
+DROPPABLE = r"""(() => {
+  const Real = window.WebSocket;
+  window.__sockets = [];
+  window.__hold = false;
+  window.WebSocket = class extends Real {
+    constructor(url, protocols) {
+      super(window.__hold ? String(url).replace(/\/ws$/, "/ws-held") : url, protocols);
+      window.__sockets.push(this);
+    }
+  };
+})();"""
+
+
+def test_dropped_connection_resumes_and_shows_what_was_missed(pages: Pages) -> None:
+    """When the seeker's connection drops, the listener sees them go; the page reconnects by
+    itself, resumes, and shows the message sent meanwhile, once."""
+    seeker, listener = pair(pages)
+    send(listener_box(listener), "before the drop")
+    expect(seeker.locator("#log .msg.peer .text")).to_have_text(["before the drop"])
+    seeker.context.add_init_script(DROPPABLE)
+    seeker.reload()  # resumes, now with a socket the test can drop
+    expect(seeker.locator("#log .msg.peer .text")).to_have_text(["before the drop"])
+
+    seeker.evaluate("() => { window.__hold = true; window.__sockets.at(-1).close(4000); }")
+    expect(listener.locator(".room-panel:not([hidden]) .log")).to_contain_text("lost connection")
+    send(listener_box(listener), "sent while you were away")
+    seeker.evaluate("() => { window.__hold = false; }")
+
+    expect(seeker.locator("#log .msg.peer .text")).to_have_text(
+        ["before the drop", "sent while you were away"], timeout=20_000)
+    expect(listener.locator(".room-panel:not([hidden]) .log")).to_contain_text("is back")
+    assert seeker.evaluate("() => document.cookie") == ""
