@@ -29,7 +29,8 @@ from matching import Match, MatchingError, Ticket
 from . import protocol
 from .protocol import CloseCode, FrameError, Outgoing
 from .relay import Event, Relay, RelayError, pack_frame, unpack_frame
-from .rooms import Room
+from .risk import Level
+from .rooms import Member, Room
 from .seats import Seat
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class CrossNode:
         self.snapshots: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._orphans: dict[str, asyncio.TimerHandle] = {}  # room -> end timer (home gone)
         self._dirty: set[str] = set()
+        # One flush at a time: two in flight could land out of order on different Redis
+        # connections and leave an older record (a listener without its new room).
+        self._flush_lock = asyncio.Lock()
         self._flush_pending = False
         self._snapshot_pending = False
         self._task: asyncio.Task[None] | None = None
@@ -170,15 +174,16 @@ class CrossNode:
     async def _flush(self) -> None:
         await asyncio.sleep(0)
         self._flush_pending = False
-        dirty, self._dirty = self._dirty, set()
-        for seat_id in dirty:
-            seat = self.node.seats.get(seat_id)
-            if seat is None or seat.node is not None:
-                continue
-            try:
-                await self.relay.save_seat(seat.id, self.record(seat), seat.resume_digest)
-            except RelayError:
-                return
+        async with self._flush_lock:
+            dirty, self._dirty = self._dirty, set()
+            for seat_id in dirty:
+                seat = self.node.seats.get(seat_id)
+                if seat is None or seat.node is not None:
+                    continue
+                try:
+                    await self.relay.save_seat(seat.id, self.record(seat), seat.resume_digest)
+                except RelayError:
+                    return
 
     def record(self, seat: Seat) -> dict[str, Any]:
         rooms: dict[str, list[Any]] = {}
@@ -277,7 +282,9 @@ class CrossNode:
         kind, room_id = frame.get("type"), frame.get("room")
         if not isinstance(room_id, str) or room_id in self.node.rooms:
             return
-        if kind in ("matched", "history") and room_id not in seat.remote_rooms:
+        if kind == "message" and isinstance(frame.get("seq"), int):
+            seat.remote_seq[room_id] = max(seat.remote_seq.get(room_id, 0), frame["seq"])
+        elif kind in ("matched", "history") and room_id not in seat.remote_rooms:
             seat.rooms.add(room_id)
             seat.remote_rooms[room_id] = (home, frame if kind == "matched" else None)
             if kind == "matched":
@@ -287,6 +294,7 @@ class CrossNode:
         elif kind == "ended":
             seat.rooms.discard(room_id)
             seat.remote_rooms.pop(room_id, None)
+            seat.remote_seq.pop(room_id, None)
             timer = self._orphans.pop(room_id, None)
             if timer is not None:
                 timer.cancel()
@@ -450,10 +458,74 @@ class CrossNode:
         for seat in seats:
             if seat.node is not None:
                 continue
-            for room_id, (home, _) in list(seat.remote_rooms.items()):
-                if home not in alive and room_id not in self._orphans:
+            for room_id, (home, frame) in list(seat.remote_rooms.items()):
+                if home in alive:
+                    continue
+                if seat.role == "listener":
+                    self._rehome(seat, room_id, frame)
+                elif room_id not in self._orphans:
                     self._orphans[room_id] = asyncio.get_running_loop().call_later(
                         self.node.settings.resume_s, self._orphan_timer, room_id, home)
+
+    def _rehome(self, listener: Seat, room_id: str, frame: dict[str, Any] | None) -> None:
+        """The room's home died and its listener is here now: the room moves here.
+
+        Its history died with the old home; its ``seq`` goes on from the last one the
+        other members' nodes delivered (they answer ``rehome`` with ``adopt``).
+        Messages sent to the dead home in between are lost.
+        """
+        listener.remote_rooms.pop(room_id, None)
+        frame = frame or {}
+        said = frame.get("risk")
+        level: Level = said if said in ("elevated", "crisis") else "normal"
+        room = Room(room_id, frame.get("topic"), frame.get("language"), None, level,
+                    time.time(), time.monotonic(), self.node.settings.history)
+        room.add(Member(listener.id, "listener", listener.alias, "member"))
+        self.node.rooms[room_id] = room
+        listener.rooms.add(room_id)
+        self.save(listener)
+        self.relay.broadcast({"k": "rehome", "room": room_id, "home": self.me})
+        self.node.spawn(self._restore_capacity(listener))
+        self.node._rooms_changed()
+
+    async def _restore_capacity(self, listener: Seat) -> None:
+        rooms = sorted(r for r in listener.rooms if r in self.node.rooms)
+        try:
+            await self.node.matcher.restore_rooms(listener.id, rooms)
+        except MatchingError:
+            log.warning("could not restore a moved listener's rooms in matching")
+
+    def _on_rehome(self, event: Event) -> None:
+        """A room's home moved: point our members at it and tell it who they are."""
+        room_id, home = event["room"], event["home"]
+        for seat in self.node.seats.all():
+            if seat.node is not None or room_id not in seat.remote_rooms:
+                continue
+            _, frame = seat.remote_rooms[room_id]
+            seat.remote_rooms[room_id] = (home, frame)
+            timer = self._orphans.pop(room_id, None)
+            if timer is not None:
+                timer.cancel()
+            self.relay.post(home, {"k": "adopt", "room": room_id, "seat": seat.id,
+                                   "role": seat.role, "alias": seat.alias,
+                                   "seq": seat.remote_seq.get(room_id, 0)})
+            self.save(seat)
+
+    def _on_adopt(self, event: Event) -> None:
+        """A member of a room that moved here, on the node that sent this."""
+        room = self.node.rooms.get(event["room"])
+        if room is None:
+            return
+        ghost = self._ghost(event["seat"], event["role"], event["alias"], event["from"])
+        ghost.rooms.add(room.id)
+        room.add(Member(ghost.id, ghost.role, ghost.alias, "member"))
+        room.seq = max(room.seq, int(event["seq"]))
+        listener = room.party("listener")
+        listener_seat = self.node.seats.get(listener.seat) if listener else None
+        if listener_seat is not None:
+            self.node._presence(room, listener_seat, "back")  # tells the member
+        self.node._presence(room, ghost, "back")  # tells the listener
+        self.node._rooms_changed()
 
     def _orphan_timer(self, room_id: str, home: str) -> None:
         self.node.spawn(self._orphaned(room_id, home))
@@ -476,7 +548,7 @@ class CrossNode:
         except RelayError:
             return
         for seat in self.node.seats.all():
-            if seat.node is None and room_id in seat.remote_rooms:
+            if seat.node is None and seat.remote_rooms.get(room_id, ("", None))[0] == home:
                 seat.remote_rooms.pop(room_id)
                 seat.rooms.discard(room_id)
                 self.node.send(seat.id, {"type": "ended", "room": room_id,

@@ -48,6 +48,7 @@ class Seat:
     # across nodes (see crossnode.py)
     node: str | None = None  # None: the seat is here; else a ghost of a seat on that node
     remote_rooms: dict[str, tuple[str, dict[str, Any] | None]] = field(default_factory=dict)
+    remote_seq: dict[str, int] = field(default_factory=dict)  # last seq delivered, by room
 
 
 class SeatRegistry:

@@ -384,3 +384,33 @@ async def test_redis_holds_no_text_and_no_key_without_ttl(redis_server: RedisSer
         assert [t for t in CHATTED if t.encode() in blob] == []
     finally:
         await admin.aclose()
+
+
+async def test_room_moves_with_its_listener_when_the_home_node_dies(
+        fresh: Callable[[RedisServer, int], Cluster]) -> None:
+    """The listener's node (the room's home) is killed; the listener resumes on another
+    node and the room goes on there: nobody gets ended, seq keeps rising, both sides
+    speak again."""
+    r = RedisServer().start()
+    n1, n2, n3 = fresh(r, 3)
+    lst, s, room = await pair(n1, n2, name="Home")
+    await say(s, room, "before the home dies", "h1")
+    await lst.expect("message", id="h1")
+    await s.expect("message", id="h1")
+    token = lst.resume
+
+    n1.stop(signal.SIGKILL)
+    back = await Client.connect(n3.ws_url)
+    await back.hello(resume=token, since=1)
+    assert [x["room"] for x in back.welcome["rooms"]] == [room], back.welcome
+    # Once n1 is known dead (its presence key expires), n3 takes the room over.
+    assert (await s.expect("presence", timeout=20, state="back"))["room"] == room
+    await say(s, room, "are you still there", "h2")
+    assert (await back.expect("message", id="h2", timeout=5))["seq"] == 2
+    await say(back, room, "yes, still here", "h3")
+    assert (await s.expect("message", id="h3", timeout=5))["seq"] == 3
+    await s.nothing("ended", within=0.3)
+    await s.send({"type": "leave", "room": room})
+    assert (await back.expect("ended", timeout=5))["reason"] == "peer_left"
+    for c in (s, back):
+        await c.close()
