@@ -28,10 +28,8 @@ from typing import Any
 import msgpack
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from matching.redis import subscribe_forever
+from matching.redis import ONE_RETRY_ON_RECONNECT, subscribe_forever
 
 from .relay import Event, OnEvent, Relay, RelayError, cancel_quietly
 
@@ -41,6 +39,7 @@ BROADCAST = "hearth:broadcast"
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError,
                 asyncio.TimeoutError)
 _BATCH = 256
+_RETRY_S = 0.05  # pause before publishing a failed batch once more
 
 
 def inbox(node: str) -> str:
@@ -55,7 +54,7 @@ class RedisRelay(Relay):
         self.seat_ttl_s = int(seat_ttl_s)
         pool = BlockingConnectionPool.from_url(
             url, max_connections=10, timeout=3, socket_timeout=2, socket_connect_timeout=2,
-            health_check_interval=10, retry=Retry(NoBackoff(), 0))
+            health_check_interval=10, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
         self._on_event: OnEvent = lambda event: None
         self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
@@ -98,16 +97,27 @@ class RedisRelay(Relay):
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for channel, data in batch:
-                        pipe.publish(channel, data)
-                    await pipe.execute()
-                self._healthy = True
+                await self._publish(batch)
             except _UNREACHABLE:
-                self._healthy = False
-                log.warning("redis unreachable; %d cross-node events lost", len(batch))
+                # After a Redis restart the pool's first connection is dead; a publish
+                # that failed on it sent nothing, so it is sent once more on a new one.
+                await asyncio.sleep(_RETRY_S)
+                try:
+                    await self._publish(batch)
+                except _UNREACHABLE:
+                    self._healthy = False
+                    log.warning("redis unreachable; %d cross-node events lost", len(batch))
+                except Exception as exc:  # the kind only: details may hold personal data
+                    log.error("relay writer failed: %s", type(exc).__name__)
             except Exception as exc:  # the kind only: details may hold personal data
                 log.error("relay writer failed: %s", type(exc).__name__)
+
+    async def _publish(self, batch: list[tuple[str, bytes]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, data in batch:
+                pipe.publish(channel, data)
+            await pipe.execute()
+        self._healthy = True
 
     async def _reader(self) -> None:
         """Deliver inbox and broadcast events; reconnect with backoff forever."""

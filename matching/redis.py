@@ -104,12 +104,18 @@ def _held(value: str) -> float:
     return HELD_FOREVER if held >= FOREVER / 10 else held
 
 
+# One retry, on connection errors only: after a Redis restart the pool's connections
+# are dead and the new server never saw the command, so it is sent again on a fresh
+# connection. Timeouts are not retried: a script may have run.
+ONE_RETRY_ON_RECONNECT = Retry(NoBackoff(), 1, supported_errors=(rexc.ConnectionError,))
+
+
 class RedisMatcher(Matcher):
     def __init__(self, url: str, node_id: str) -> None:
         self.node_id = node_id
         pool = BlockingConnectionPool.from_url(
             url, max_connections=20, timeout=3, socket_timeout=2, socket_connect_timeout=2,
-            health_check_interval=10, decode_responses=True, retry=Retry(NoBackoff(), 0))
+            health_check_interval=10, decode_responses=True, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
         self._scripts = {name: self._redis.register_script(src) for name, src in SCRIPTS.items()}
         self._on_change: Callable[[], None] = lambda: None

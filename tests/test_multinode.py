@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgpack
 import pytest
 import redis.asyncio as aioredis
 
@@ -320,7 +321,19 @@ async def test_redis_outage_and_empty_restart(fresh: Callable[[RedisServer, int]
         except TimeoutError:
             return False
 
-    await eventually(matched_after_restart, 12, "the waiting seeker to be matched")
+    try:
+        await eventually(matched_after_restart, 12, "the waiting seeker to be matched")
+    except TimeoutError:  # the nodes' logs hold no personal data; they say what happened
+        admin = aioredis.Redis.from_url(r.url)
+        state = {"waiting": await admin.zrange("hearth:waiting", 0, -1, withscores=True)}
+        async for key in admin.scan_iter("hearth:listener:*"):
+            state[key.decode()] = await admin.hgetall(key)
+        async for key in admin.scan_iter("hearth:node:*"):
+            state[key.decode()] = await admin.ttl(key)
+        state["available"] = await admin.smembers("hearth:available")
+        await admin.aclose()
+        raise AssertionError(f"not matched after restart: redis {state}\n" + n1.output()[-1500:]
+                             + "\n---\n" + n2.output()[-1500:]) from None
     await say(local_s, local_room, "and after the restart", "o2")
     assert (await local_l.expect("message", id="o2"))["seq"] == 2
     for c in (local_l, local_s, waiting, late, lst):
@@ -398,6 +411,21 @@ async def test_room_moves_with_its_listener_when_the_home_node_dies(
     await lst.expect("message", id="h1")
     await s.expect("message", id="h1")
     token = lst.resume
+    # The seat directory is written a moment after a match (asynchronously); a home that
+    # dies within that moment takes the listener's claim to the room with it. Here the
+    # home dies after the record is written, which is what this test is about.
+    admin = aioredis.Redis.from_url(r.url)
+    try:
+        async def recorded() -> bool:
+            async for key in admin.scan_iter("hearth:seat:*"):
+                rec = msgpack.unpackb(await admin.get(key), raw=False)
+                if rec["role"] == "listener" and room in rec["rooms"]:
+                    return True
+            return False
+
+        await eventually(recorded, 5, "the listener's seat record to hold the room")
+    finally:
+        await admin.aclose()
 
     n1.stop(signal.SIGKILL)
     back = await Client.connect(n3.ws_url)
