@@ -295,9 +295,7 @@ class CrossNode:
             seat.rooms.discard(room_id)
             seat.remote_rooms.pop(room_id, None)
             seat.remote_seq.pop(room_id, None)
-            timer = self._orphans.pop(room_id, None)
-            if timer is not None:
-                timer.cancel()
+            self._cancel_orphan(room_id)
             self.save(seat)
 
     def _ghost(self, seat_id: str, role: str, alias: str, node: str) -> Seat:
@@ -503,9 +501,7 @@ class CrossNode:
                 continue
             _, frame = seat.remote_rooms[room_id]
             seat.remote_rooms[room_id] = (home, frame)
-            timer = self._orphans.pop(room_id, None)
-            if timer is not None:
-                timer.cancel()
+            self._cancel_orphan(room_id)
             self.relay.post(home, {"k": "adopt", "room": room_id, "seat": seat.id,
                                    "role": seat.role, "alias": seat.alias,
                                    "seq": seat.remote_seq.get(room_id, 0)})
@@ -526,6 +522,11 @@ class CrossNode:
             self.node._presence(room, listener_seat, "back")  # tells the member
         self.node._presence(room, ghost, "back")  # tells the listener
         self.node._rooms_changed()
+
+    def _cancel_orphan(self, room_id: str) -> None:
+        timer = self._orphans.pop(room_id, None)
+        if timer is not None:
+            timer.cancel()
 
     def _orphan_timer(self, room_id: str, home: str) -> None:
         self.node.spawn(self._orphaned(room_id, home))

@@ -18,7 +18,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from matching import HELD_FOREVER, Listener, Match, Matcher, MatchingError, Ticket
@@ -270,17 +270,11 @@ class Node:
         await self.handlers[type(frame)](seat, frame)
 
     def send(self, seat_id: str, frame: dict[str, Any] | Outgoing) -> None:
-        seat = self.seats.get(seat_id)
-        if seat is None:
-            return
-        out = frame if isinstance(frame, Outgoing) else Outgoing(frame)
-        if seat.node is not None:
-            self.cross.deliver({seat.node: [seat_id]}, out)
-        elif seat.conn is not None:
-            seat.conn.push(out)
+        self.broadcast((seat_id,), frame)
 
-    def broadcast(self, seat_ids: list[str] | set[str], frame: dict[str, Any]) -> None:
-        out = Outgoing(frame)
+    def broadcast(self, seat_ids: Iterable[str], frame: dict[str, Any] | Outgoing) -> None:
+        """Push one frame, encoded once, to local seats; post it once per other node."""
+        out = frame if isinstance(frame, Outgoing) else Outgoing(frame)
         ghosts: dict[str, list[str]] = {}
         for seat_id in seat_ids:
             seat = self.seats.get(seat_id)
@@ -317,11 +311,17 @@ class Node:
         if seat.risk == "crisis":
             self.send(seat.id, self._resources(seat))
 
+    def _ticket(self, seat: Seat) -> Ticket:
+        return Ticket(seat.id, self.settings.node_id, seat.risk, seat.topic, seat.language,
+                      seat.note)
+
+    def _listener(self, seat: Seat, status: str) -> Listener:
+        return Listener(seat.id, self.settings.node_id, status, seat.topics, seat.languages,
+                        seat.capacity)
+
     async def _enqueue(self, seat: Seat, *, head: bool) -> None:
-        ticket = Ticket(seat.id, self.settings.node_id, seat.risk, seat.topic, seat.language,
-                        seat.note)
         try:
-            matches = await self.matcher.request(ticket, head=head)
+            matches = await self.matcher.request(self._ticket(seat), head=head)
         except MatchingError:
             raise FrameError(ErrorCode.UNAVAILABLE, "Matching is unavailable; try again.") from None
         if not head or not seat.queued_at:
@@ -380,10 +380,8 @@ class Node:
         await self._push_shift(seat)
 
     async def _matcher_shift(self, seat: Seat, *, status: str) -> None:
-        listener = Listener(seat.id, self.settings.node_id, status, seat.topics, seat.languages,
-                            seat.capacity)
         try:
-            matches = await self.matcher.set_shift(listener)
+            matches = await self.matcher.set_shift(self._listener(seat, status))
         except MatchingError:
             raise FrameError(ErrorCode.UNAVAILABLE, "Matching is unavailable; try again.") from None
         self._open_rooms(matches)
@@ -728,15 +726,12 @@ class Node:
                 continue
             rooms = sorted(r for r in seat.rooms if r in self.rooms)
             status = seat.status if seat.conn is not None or seat.status != "available" else "away"
-            listener = Listener(seat.id, self.settings.node_id, status, seat.topics,
-                                seat.languages, seat.capacity, rooms=len(rooms),
-                                held_until=self._hold_state(seat)[0])
+            listener = self._listener(seat, status)
+            listener.rooms, listener.held_until = len(rooms), self._hold_state(seat)[0]
             self._open_rooms(await self.matcher.set_shift(listener))
             await self.matcher.restore_rooms(seat.id, rooms)
         for seat in sorted((s for s in seats if s.waiting), key=lambda s: s.queued_at):
-            ticket = Ticket(seat.id, self.settings.node_id, seat.risk, seat.topic, seat.language,
-                            seat.note)
-            self._open_rooms(await self.matcher.request(ticket, head=True))
+            self._open_rooms(await self.matcher.request(self._ticket(seat), head=True))
         log.info("registered again with the matching backend")
 
     def _queue_changed(self) -> None:
