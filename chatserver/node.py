@@ -330,7 +330,8 @@ class Node:
         self.cross.save(seat)
         metrics.REQUESTS.labels(seat.risk).inc()
         try:
-            await self._send_place(seat, force=True)
+            if not any(m.ticket.seat == seat.id for m in matches):  # else it is not waiting
+                await self._send_place(seat, force=True)
         except MatchingError:
             pass  # the place is sent again on the next refresh
         finally:
@@ -403,16 +404,22 @@ class Node:
         except MatchingError:
             return
         self._open_rooms(matches)
-        await self._push_shift(seat)
+        self._queue_changed()  # the refresh sends ``shift``, asking for all listeners at once
 
-    async def _push_shift(self, seat: Seat) -> None:
-        """Send ``shift`` when the room count, the waiting count or the hold changed."""
+    async def _push_shift(self, seat: Seat,
+                          states: dict[str, tuple[Listener, int]] | None = None) -> None:
+        """Send ``shift`` when the room count, the waiting count or the hold changed.
+
+        ``states`` is what :meth:`Matcher.listeners` said about this and other
+        listeners (a refresh asks once for all); without it the matcher is asked."""
         if seat.conn is None:
             return
-        try:
-            state = await self.matcher.listener(seat.id)
-        except MatchingError:
-            return
+        if states is None:
+            try:
+                states = await self.matcher.listeners([seat.id])
+            except MatchingError:
+                return
+        state = states.get(seat.id)
         waiting = state[1] if state is not None else 0
         _, hold = self._hold_state(seat)
         rooms = sum(1 for r in seat.rooms if r in self.rooms)
@@ -463,7 +470,7 @@ class Node:
             self._escalate_room(room, "system", "crisis", room.risk)
             self.spawn(self._update_hold(listener))
         else:
-            self.spawn(self._push_shift(listener))
+            self._queue_changed()  # the refresh sends the listener ``shift``
         self._rooms_changed()
 
     async def _undo_match(self, match: Match, seeker: Seat | None) -> None:
@@ -742,23 +749,30 @@ class Node:
         self.spawn(self._refresh())
 
     async def _refresh(self) -> None:
-        # Gather the changes of the next 50 ms into one refresh: each refresh costs a
-        # backend call per waiting seeker batch and per listener (a round trip on Redis).
+        # Gather the changes of the next 50 ms into one refresh. Its three questions
+        # (places, listeners, stats) are asked together: one round trip on Redis.
         await asyncio.sleep(REFRESH_S)
         self._refresh_pending = False
         waiting = [s for s in self.seats.all() if s.waiting and s.conn is not None]
-        try:
-            if waiting:
-                places = await self.matcher.places([s.id for s in waiting])
-                for seat in waiting:
-                    if seat.id in places:
-                        self._tell_place(seat, places[seat.id], False)
-            for seat in self.seats.all():
-                if seat.role == "listener" and seat.conn is not None:
-                    await self._push_shift(seat)
-        except MatchingError:
-            pass
+        listeners = [s for s in self.seats.all() if s.role == "listener" and s.conn is not None]
+        asked_places = asyncio.ensure_future(self.matcher.places([s.id for s in waiting]))
+        asked_states = asyncio.ensure_future(
+            self.matcher.listeners([s.id for s in listeners]))
         stats = await self._stats()
+        try:
+            places = await asked_places
+        except MatchingError:
+            places = {}
+        try:
+            states = await asked_states
+        except MatchingError:
+            states = None
+        for seat in waiting:
+            if seat.id in places:
+                self._tell_place(seat, places[seat.id], False)
+        if states is not None:
+            for seat in listeners:
+                await self._push_shift(seat, states)
         if stats is not None:
             metrics.WAITING.set(stats.waiting)
             metrics.ON_SHIFT.set(stats.on_shift)

@@ -146,6 +146,9 @@ async def _flush(redis: PinnedRedis) -> None:
     await client.aclose()
 
 
+CLIENT_BOUND_PCT = 95  # the load's own core this busy: the figure is the client's limit
+
+
 async def matching_direct(redis: PinnedRedis, plan: PlanLike) -> dict[str, Any]:
     """The RedisMatcher itself: workers request (and are paired at once with a
     free listener), then end the room. Pairs/s and the pairing call's latency."""
@@ -196,6 +199,7 @@ async def matching_direct(redis: PinnedRedis, plan: PlanLike) -> dict[str, Any]:
         "match_p99_ms": ms(percentile(lat, 0.99)),
         "redis_cpu_pct": round(100 * redis_cpu / wall, 1),
         "client_cpu_pct": round(100 * me / wall, 1),
+        "client_bound": 100 * me / wall >= CLIENT_BOUND_PCT,
     }
 
 
@@ -233,7 +237,7 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
                 s.send_json({"type": "leave", "room": matched["room"]})
                 await s.expect("ended", 10)
 
-        pids = [server.pid, redis.pid]
+        pids: list[int | str] = [server.pid, redis.pid, "self"]
         cpu0 = [cpu_seconds(p) for p in pids]
         t0 = time.perf_counter()
         await asyncio.gather(*(seeker_loop(s) for s in seekers))
@@ -251,6 +255,8 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
         "match_p99_ms": ms(percentile(lat, 0.99)),
         "server_cpu_pct": round(100 * cpu[0] / wall, 1),
         "redis_cpu_pct": round(100 * cpu[1] / wall, 1),
+        "client_cpu_pct": round(100 * cpu[2] / wall, 1),
+        "client_bound": 100 * cpu[2] / wall >= CLIENT_BOUND_PCT,
     }
 
 

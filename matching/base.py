@@ -176,6 +176,11 @@ class Matcher(abc.ABC):
         """A listener's shift and how many waiting seekers it could take."""
 
     @abc.abstractmethod
+    async def listeners(self, seats: list[str]) -> dict[str, tuple[Listener, int]]:
+        """:meth:`listener` for many seats in one call (only those with a shift on
+        record); one round trip on a shared backend."""
+
+    @abc.abstractmethod
     async def stats(self) -> Stats: ...
 
     # -- after the backend lost its state ------------------------------------------

@@ -110,9 +110,11 @@ class MemoryMatcher(Matcher):
         listener = self._listeners.get(seat)
         if listener is None:
             return []
+        changed = listener.held_until != until
         listener.held_until = until
         matches = self._fill(listener, time.time())
-        self._on_change()
+        if changed or matches:
+            self._on_change()
         return matches
 
     async def room_ended(self, room: str) -> list[Match]:
@@ -149,11 +151,16 @@ class MemoryMatcher(Matcher):
         return out
 
     async def listener(self, seat: str) -> tuple[Listener, int] | None:
-        listener = self._listeners.get(seat)
-        if listener is None:
-            return None
-        fitting = sum(1 for ticket, _ in self._tickets.values() if fits(ticket, listener))
-        return listener, fitting
+        return (await self.listeners([seat])).get(seat)
+
+    async def listeners(self, seats: list[str]) -> dict[str, tuple[Listener, int]]:
+        out: dict[str, tuple[Listener, int]] = {}
+        for seat in seats:
+            listener = self._listeners.get(seat)
+            if listener is not None:
+                fitting = sum(1 for ticket, _ in self._tickets.values() if fits(ticket, listener))
+                out[seat] = (listener, fitting)
+        return out
 
     async def stats(self) -> Stats:
         by_risk = {level: 0 for level in RISK_RANK}

@@ -21,6 +21,8 @@ local P = 'hearth:'
 local WAITING = P .. 'waiting'
 local AVAILABLE = P .. 'available'
 local LISTENERS = P .. 'listeners'
+local FREE = P .. 'free'
+local NODES = P .. 'nodes'
 local ROOMS = P .. 'rooms'
 local TIMES = P .. 'match_times'
 local ARRIVALS = P .. 'arrivals'
@@ -42,6 +44,13 @@ local changed = false
 
 local function int(x) return string.format('%.0f', x) end
 local function touch(key) redis.call('EXPIRE', key, TTL) end
+
+-- NODES: every node whose presence key was (re)created, so that a change is published
+-- only when a live node other than the caller can hear it. The heartbeat prunes it.
+if lapsed then
+  redis.call('SADD', NODES, ME)
+  touch(NODES)
+end
 local function opt(s) if s == '' then return false end return string.sub(s, 3) end
 
 local alive_cache = {}
@@ -74,14 +83,40 @@ end
 
 local function load_listener(s)
   local f = redis.call('HMGET', lkey(s), 'node', 'status', 'topics', 'languages', 'capacity',
-                       'rooms', 'free_since', 'held_until', 'order')
+                       'rooms', 'free_since', 'held_until', 'order', 'fkey')
   if not f[1] then return nil end
   return {seat = s, node = f[1], status = f[2], topics = cjson.decode(f[3]),
           languages = cjson.decode(f[4]), capacity = tonumber(f[5]), rooms = tonumber(f[6]),
-          free_since = tonumber(f[7]), held_until = tonumber(f[8]), order = tonumber(f[9])}
+          free_since = tonumber(f[7]), held_until = tonumber(f[8]), order = tonumber(f[9]),
+          fkey = f[10]}
+end
+
+-- FREE holds every listener that is available with room to spare (held or not), as
+-- 'rooms|free_since|order|seat' in fixed width, all scores 0: its lexical order is the
+-- order of fairness (fewest rooms, then free the longest, then first on shift), so a
+-- request reads only up to the first free fitting entry. The listener's hash keeps its
+-- current entry in 'fkey'. %.7f keeps distinct wall times distinct (a double near 1.7e9
+-- resolves ~2.4e-7 s).
+local function reindex(l)
+  local want = false
+  if l.status == 'available' and l.rooms < l.capacity then
+    want = string.format('%06d|%018.7f|%012d|', l.rooms, l.free_since, l.order) .. l.seat
+  end
+  if l.fkey == want then return end
+  if l.fkey then redis.call('ZREM', FREE, l.fkey) end
+  if want then
+    redis.call('ZADD', FREE, 0, want)
+    touch(FREE)
+    redis.call('HSET', lkey(l.seat), 'fkey', want)
+  else
+    redis.call('HDEL', lkey(l.seat), 'fkey')
+  end
+  l.fkey = want
 end
 
 local function drop_listener(s)
+  local fk = redis.call('HGET', lkey(s), 'fkey')
+  if fk then redis.call('ZREM', FREE, fk) end
   redis.call('DEL', lkey(s), rkey(s))
   redis.call('SREM', AVAILABLE, s)
   redis.call('SREM', LISTENERS, s)
@@ -102,12 +137,6 @@ local function is_free(l)
   return l.status == 'available' and l.rooms < l.capacity and l.held_until <= NOW
 end
 
-local function fairer(a, b)  -- fewest rooms, then free the longest, then first on shift
-  if a.rooms ~= b.rooms then return a.rooms < b.rooms end
-  if a.free_since ~= b.free_since then return a.free_since < b.free_since end
-  return a.order < b.order
-end
-
 local function score(risk, arrival) return LEVEL[risk] * STRIDE + arrival end
 
 local room_prefix, room_count = '', 0
@@ -120,6 +149,7 @@ local function pair(t, l)
   local room = next_room()
   l.rooms = l.rooms + 1
   redis.call('HSET', lkey(l.seat), 'rooms', int(l.rooms))
+  reindex(l)
   redis.call('SADD', rkey(l.seat), room)
   touch(rkey(l.seat))
   redis.call('SET', P .. 'room:' .. room, l.seat, 'EX', TTL)
@@ -160,9 +190,18 @@ local function fill(l)
   return out
 end
 
+local function others_listen()
+  for _, node in ipairs(redis.call('SMEMBERS', NODES)) do
+    if node ~= ME and alive(node) then return true end
+  end
+  return false
+end
+
+-- The reply is one JSON text: one bulk string is far cheaper for the client to read
+-- than nested arrays (an empty table encodes as {}; false stays false).
 local function finish(info, matches)
-  if changed then redis.call('PUBLISH', CHANNEL, ME) end
-  return {lapsed and 1 or 0, changed and 1 or 0, info, matches}
+  if changed and others_listen() then redis.call('PUBLISH', CHANNEL, ME) end
+  return cjson.encode({lapsed and 1 or 0, changed and 1 or 0, info, matches})
 end
 
 local function on_shift()
@@ -184,15 +223,27 @@ redis.call('DEL', tkey(seat))
 local t = {seat = seat, node = ARGV[6], risk = ARGV[7], topic = opt(ARGV[8]),
            language = opt(ARGV[9]), note = opt(ARGV[10]), since = ARGV[11]}
 local best = nil
-for _, s in ipairs(redis.call('SMEMBERS', AVAILABLE)) do
-  local l = load_listener(s)
-  if not l then
-    redis.call('SREM', AVAILABLE, s)
-  elseif not alive(l.node) then
-    drop_listener(s)
-  elseif is_free(l) and fits(t, l) and (best == nil or fairer(l, best)) then
-    best = l
+local start = 0
+while not best do  -- FREE is in order of fairness: the first free fitting one is the fairest
+  local batch = redis.call('ZRANGE', FREE, start, start + 31)
+  if #batch == 0 then break end
+  local removed = 0
+  for _, m in ipairs(batch) do
+    local s = string.match(m, '^[^|]*|[^|]*|[^|]*|(.*)$')
+    local l = load_listener(s)
+    if not l or l.fkey ~= m then  -- its hash expired or moved on: a stale entry
+      redis.call('ZREM', FREE, m)
+      if not l then redis.call('SREM', AVAILABLE, s) end
+      removed = removed + 1
+    elseif not alive(l.node) then
+      drop_listener(s)
+      removed = removed + 1
+    elseif is_free(l) and fits(t, l) then
+      best = l
+      break
+    end
   end
+  start = start + #batch - removed
 end
 changed = true
 if best then return finish({}, {pair(t, best)}) end
@@ -261,6 +312,7 @@ else
 end
 changed = true
 local l = load_listener(seat)
+reindex(l)
 local matches = fill(l)
 return finish({int(l.rooms), held, free_since}, matches)
 """
@@ -270,9 +322,11 @@ HOLD = _PRELUDE + r"""
 room_prefix = ARGV[7]
 local l = load_listener(ARGV[5])
 if not l then return finish({}, {}) end
-redis.call('HSET', lkey(l.seat), 'held_until', ARGV[6])
-l.held_until = tonumber(ARGV[6])
-changed = true
+if l.held_until ~= tonumber(ARGV[6]) then
+  redis.call('HSET', lkey(l.seat), 'held_until', ARGV[6])
+  l.held_until = tonumber(ARGV[6])
+  changed = true
+end
 return finish({}, fill(l))
 """
 
@@ -288,6 +342,7 @@ if not l then return finish({}, {}) end
 l.rooms = math.max(0, l.rooms - 1)
 l.free_since = NOW
 redis.call('HSET', lkey(seat), 'rooms', int(l.rooms), 'free_since', NOW_S)
+reindex(l)
 changed = true
 return finish({}, fill(l))
 """
@@ -306,6 +361,8 @@ touch(rkey(seat))
 touch(ROOMS)
 local n = redis.call('SCARD', rkey(seat))
 redis.call('HSET', lkey(seat), 'rooms', int(n))
+l.rooms = n
+reindex(l)
 changed = true
 return finish({}, {})
 """
@@ -327,18 +384,35 @@ return finish({redis.call('ZCARD', WAITING), on_shift(), redis.call('LRANGE', TI
                ranks}, {})
 """
 
-# ARGV 5 seat; info: the listener's fields (or empty) and how many waiting seekers fit it
-LISTENER = _PRELUDE + r"""
-local l = load_listener(ARGV[5])
-if not l then return finish({}, {}) end
-local fitting = 0
-for _, s in ipairs(redis.call('ZRANGE', WAITING, 0, -1)) do
-  local t = load_ticket(s)
-  if t and alive(t.node) and fits(t, l) then fitting = fitting + 1 end
+# ARGV 5.. seats; info: per seat, empty (no shift on record) or {the listener's fields,
+# how many waiting seekers fit it}. The queue is read once for all of them.
+LISTENERS = _PRELUDE + r"""
+local found, fields, counts = {}, {}, {}
+for i = 5, #ARGV do
+  local f = redis.call('HMGET', lkey(ARGV[i]), 'node', 'status', 'topics', 'languages',
+                       'capacity', 'rooms', 'free_since', 'held_until')
+  if f[1] then
+    found[#found + 1] = {i = i - 4, topics = cjson.decode(f[3]), languages = cjson.decode(f[4])}
+    fields[i - 4] = f
+    counts[i - 4] = 0
+  end
 end
-local f = redis.call('HMGET', lkey(l.seat), 'node', 'status', 'topics', 'languages', 'capacity',
-                     'rooms', 'free_since', 'held_until')
-return finish({f, fitting}, {})
+if #found > 0 then
+  for _, s in ipairs(redis.call('ZRANGE', WAITING, 0, -1)) do
+    local f = redis.call('HMGET', tkey(s), 'node', 'topic', 'language')
+    if f[1] and alive(f[1]) then
+      local t = {topic = f[2], language = f[3]}
+      for _, l in ipairs(found) do
+        if fits(t, l) then counts[l.i] = counts[l.i] + 1 end
+      end
+    end
+  end
+end
+local out = {}
+for i = 1, #ARGV - 4 do
+  if fields[i] then out[i] = {fields[i], counts[i]} else out[i] = {} end
+end
+return finish(out, {})
 """
 
 # info: waiting, on shift, rooms, waiting crisis, elevated, normal
@@ -357,10 +431,15 @@ return finish({redis.call('ZCARD', WAITING), on_shift(), redis.call('ZCARD', ROO
 # info: epoch, tickets gone, listeners gone
 HEARTBEAT = _PRELUDE + r"""
 local EPOCH = P .. 'epoch'
+redis.call('SADD', NODES, ME)
+for _, node in ipairs(redis.call('SMEMBERS', NODES)) do
+  if not alive(node) then redis.call('SREM', NODES, node) end
+end
 redis.call('SET', EPOCH, ARGV[5], 'NX', 'EX', TTL)
 touch(EPOCH)
 local epoch = redis.call('GET', EPOCH)
-for _, k in ipairs({WAITING, AVAILABLE, LISTENERS, ROOMS, TIMES, ARRIVALS, HEADS, LORDER}) do
+for _, k in ipairs({WAITING, AVAILABLE, FREE, NODES, LISTENERS, ROOMS, TIMES, ARRIVALS,
+                    HEADS, LORDER}) do
   touch(k)
 end
 local gone_tickets, gone_listeners = {}, {}
@@ -411,7 +490,7 @@ SCRIPTS = {
     "restore_rooms": RESTORE_ROOMS,
     "drop_listener": DROP_LISTENER,
     "places": PLACES,
-    "listener": LISTENER,
+    "listeners": LISTENERS,
     "stats": STATS,
     "heartbeat": HEARTBEAT,
 }

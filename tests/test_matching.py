@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from matching import HELD_FOREVER, Listener, Matcher, Ticket
@@ -139,3 +140,46 @@ async def test_estimate_is_null_without_history_then_from_service_rate(matcher: 
         await matcher.request(ticket(f"s{i}", language="en"))
     place = (await matcher.places(["w"]))["w"]
     assert place.estimate_s is not None and place.estimate_s >= 1
+
+
+async def test_listeners_answers_for_many_seats_at_once(matcher: Matcher) -> None:
+    """listeners() gives each listener's shift and fitting waiters, as listener() does."""
+    await matcher.request(ticket("g", topic="grief"))
+    await matcher.request(ticket("w", topic="work"))
+    await matcher.set_shift(shift("l1", topics=("grief",), status="break"))
+    await matcher.set_shift(shift("l2", capacity=2, status="break"))
+    states = await matcher.listeners(["l1", "l2", "nobody"])
+    assert sorted(states) == ["l1", "l2"]
+    assert (states["l1"][1], states["l2"][1]) == (1, 2)
+    assert (states["l2"][0].capacity, states["l2"][0].status) == (2, "break")
+    for seat in ("l1", "l2"):
+        single = await matcher.listener(seat)
+        assert single is not None
+        assert (single[0].topics, single[1]) == (states[seat][0].topics, states[seat][1])
+    assert await matcher.listeners([]) == {}
+
+
+async def test_fairness_follows_room_ends_and_capacity_changes(matcher: Matcher) -> None:
+    """The listener whose room ended first is free the longest; a full listener whose
+    capacity grows takes seekers again."""
+    await matcher.set_shift(shift("a"))
+    await matcher.set_shift(shift("b"))
+    ra = await matcher.request(ticket("s1"))
+    rb = await matcher.request(ticket("s2"))
+    assert (ra[0].listener, rb[0].listener) == ("a", "b")
+    assert await matcher.request(ticket("s3")) == []  # both full
+    assert await matcher.cancel("s3")
+    await matcher.room_ended(rb[0].room)
+    await matcher.room_ended(ra[0].room)
+    assert (await matcher.request(ticket("s4")))[0].listener == "b"  # b was free first
+    await matcher.set_shift(shift("b", capacity=2))
+    assert (await matcher.request(ticket("s5")))[0].listener == "a"  # fewest rooms
+    assert (await matcher.request(ticket("s6")))[0].listener == "b"  # a is full now
+
+
+async def test_calls_made_together_apply_in_call_order(matcher: Matcher) -> None:
+    """Requests made concurrently queue in the order they were made."""
+    seats = [f"s{i}" for i in range(12)]
+    await asyncio.gather(*(matcher.request(ticket(s)) for s in seats))
+    places = await matcher.places(seats)
+    assert [places[s].position for s in seats] == list(range(1, 13))

@@ -171,3 +171,44 @@ async def test_every_key_has_a_ttl(nodes: Opened, redis_server: RedisServer) -> 
         assert [k for k in keys if await admin.ttl(k) == -1] == []
     finally:
         await admin.aclose()
+
+
+async def test_listeners_of_a_dead_node_or_lost_record_are_never_matched(
+        nodes: Opened, redis_server: RedisServer) -> None:
+    """A listener whose node is gone, or whose record expired, is skipped by a request."""
+    a, b = await nodes("a"), await nodes("b")
+    await a.set_shift(Listener("gone-node", "a"))
+    await b.set_shift(Listener("lost-record", "b"))
+    await b.set_shift(Listener("fine", "b"))
+    await a.close()
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.delete("hearth:listener:lost-record")
+        matches = await b.request(Ticket("s1", "b"))
+        assert [m.listener for m in matches] == ["fine"]
+        assert await b.request(Ticket("s2", "b")) == []
+        free = await admin.zrange("hearth:free", 0, -1)
+        assert free == []  # the stale entries went, and "fine" is full
+    finally:
+        await admin.aclose()
+
+
+async def test_changes_are_published_only_when_another_node_listens(
+        nodes: Opened, redis_server: RedisServer) -> None:
+    """A node alone publishes nothing; once a second node is up, its changes are published."""
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+
+    async def publishes() -> int:
+        stats = await admin.info("commandstats")
+        return int(stats.get("cmdstat_publish", {}).get("calls", 0))
+
+    try:
+        a = await nodes("a")
+        before = await publishes()
+        await a.request(Ticket("s1", "a"))
+        assert await publishes() == before
+        await nodes("b")
+        await a.request(Ticket("s2", "a"))
+        assert await publishes() == before + 1
+    finally:
+        await admin.aclose()
