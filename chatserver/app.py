@@ -8,13 +8,14 @@ Routes: ``/ws`` (the protocol), ``/`` ``/listener`` ``/moderator`` (pages),
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,7 +82,24 @@ async def resources_endpoint(request: Request) -> Response:
     return JSONResponse({"items": resources.resources_for(language)})
 
 
-def create_app(settings: Settings) -> Starlette:
+class Hearth:
+    """The ASGI application: ``/ws`` goes straight to :func:`endpoint.serve` with
+    the server's own ``receive`` and ``send``; everything else (pages, health,
+    metrics, the lifespan) goes to the Starlette app in ``starlette``."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.starlette = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            scope["app"] = self.starlette  # what Starlette would set: ws.app.state
+            await endpoint.serve(scope, receive, send)
+            return
+        await self.starlette(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Hearth:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         node = Node(settings, open_matcher(settings.redis, settings.node_id),
@@ -89,13 +107,15 @@ def create_app(settings: Settings) -> Starlette:
         await node.start()
         app.state.node = node
         app.state.origins = settings.origins()
+        # What start-up made (modules, the risk lexicon's regexes) lives as long as
+        # the process: keep it out of every later collection (docs/performance.md).
+        gc.freeze()
         try:
             yield
         finally:
             await node.stop()
 
     routes = [
-        WebSocketRoute("/ws", endpoint.serve),
         Route("/", page("index.html")),
         Route("/listener", page("listener.html")),
         Route("/moderator", page("moderator.html")),
@@ -107,4 +127,4 @@ def create_app(settings: Settings) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(SecurityHeaders)
-    return app
+    return Hearth(app)

@@ -1,9 +1,11 @@
 """One WebSocket connection: a bounded outbox with one writer task, and limits.
 
-Frames for a connection are pushed without awaiting (:meth:`Connection.push`)
-into a bounded queue that a single writer task drains, so a slow reader never
-blocks the sender or anyone else in the room. When the outbox is full the
-client has fallen too far behind and is closed with 4420; it may resume.
+Frames for a connection are pushed without awaiting (:meth:`Connection.push`).
+While the socket keeps up, a frame is written at once, in the pusher's own
+turn of the event loop; once the socket pushes back, frames wait in a bounded
+queue that a single writer task drains, so a slow reader never blocks the
+sender or anyone else in the room. When the outbox is full the client has
+fallen too far behind and is closed with 4420; it may resume.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from starlette.websockets import WebSocket
+from starlette.types import Send
 
 from .protocol import CloseCode, ErrorCode, FrameError, Outgoing
 
@@ -72,6 +74,19 @@ def _message(item: str | bytes) -> dict[str, Any]:
     return {"type": "websocket.send", "bytes": item}
 
 
+def _step(coro: Coroutine[Any, Any, None], exc: BaseException | None = None) -> Any:
+    """Run ``coro`` up to its next suspension, as a Task's step would (throwing
+    ``exc`` into it if given). Returns ``_DONE`` if it finished, else what it
+    yielded (the future it waits on); raises what the coroutine raised."""
+    try:
+        return coro.send(None) if exc is None else coro.throw(exc)
+    except StopIteration:
+        return _DONE
+
+
+_DONE = object()
+
+
 class Connection:
     """The outgoing side of one connection.
 
@@ -79,18 +94,28 @@ class Connection:
     of times and :meth:`close` at most once (frames pushed after it are
     dropped), and :meth:`finish` when the reader is done.
 
+    ``send`` is the server's own ASGI send (not Starlette's wrappers of it).
+    While the writer is idle and nothing is queued, :meth:`push` writes the
+    frame at once by stepping that coroutine once: the server's send finishes
+    without suspending whenever the transport is writable, which is the common
+    case, and saves the hop through the writer task (docs/performance.md). If
+    it does suspend (the transport paused: the client reads slowly), the
+    suspended send is handed to the writer, and later frames queue behind it.
+
     The outbox is a plain deque bounded by ``outbox`` frames plus one wake-up
     future for the writer, rather than an ``asyncio.Queue``: the same order and
     bound for a fraction of the bookkeeping per frame and of the memory per
-    connection (docs/performance.md).
+    connection.
     """
 
-    def __init__(self, ws: WebSocket, *, msgpack_binary: bool, outbox: int) -> None:
-        self.ws = ws
+    def __init__(self, send: Send, *, msgpack_binary: bool, outbox: int) -> None:
+        self._send = send
         self.msgpack_binary = msgpack_binary
         self._limit = outbox
         self._outbox: deque[str | bytes | CloseCode] = deque()
         self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
+        # A send that suspended in push(): the writer finishes it before anything else.
+        self._stalled: tuple[Coroutine[Any, Any, None], Any] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
         self.close_code: int | None = None  # what the server closed with
@@ -105,16 +130,31 @@ class Connection:
         self._writer = asyncio.create_task(self._write_loop())
 
     def push(self, out: Outgoing) -> None:
-        """Queue one frame; never awaits. Closes with 4420 when the client lags."""
+        """Write or queue one frame; never awaits. Closes with 4420 when the client lags."""
         if self.closed:
+            return
+        item = out.encoded(self.msgpack_binary)
+        if self._wakeup is not None and not self._outbox:  # the writer is idle
+            self._write_now(item)
             return
         if len(self._outbox) >= self._limit:
             self.close(CloseCode.BACKLOG)
             if self.on_backlog is not None:
                 self.on_backlog()
             return
-        self._outbox.append(out.encoded(self.msgpack_binary))
+        self._outbox.append(item)
         self._wake()
+
+    def _write_now(self, item: str | bytes) -> None:
+        coro = self._send(_message(item))
+        try:
+            waiting = _step(coro)  # type: ignore[arg-type]
+        except Exception:  # the peer went away; the reader sees the disconnect
+            self.closed = self.gone = True
+            return
+        if waiting is not _DONE:
+            self._stalled = (coro, waiting)  # type: ignore[assignment]
+            self._wake()
 
     def send(self, frame: dict[str, Any]) -> None:
         self.push(Outgoing(frame))
@@ -143,7 +183,7 @@ class Connection:
     async def drain(self, timeout: float) -> None:
         """Wait until the outbox is empty (used before a shutdown close)."""
         deadline = time.monotonic() + timeout
-        while self._outbox and time.monotonic() < deadline:
+        while (self._outbox or self._stalled) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     async def finish(self) -> None:
@@ -160,10 +200,19 @@ class Connection:
             pass
 
     async def _write_loop(self) -> None:
-        send = self.ws.send
+        send = self._send
         outbox = self._outbox
         loop = asyncio.get_running_loop()
         while True:
+            stalled = self._stalled
+            if stalled is not None:
+                self._stalled = None
+                try:
+                    await _finish(*stalled)
+                except Exception:  # the peer went away; the reader sees the disconnect
+                    self.closed = self.gone = True
+                    return
+                continue
             if not outbox:
                 self._wakeup = loop.create_future()
                 await self._wakeup
@@ -180,6 +229,30 @@ class Connection:
 
     async def _close_now(self, code: CloseCode) -> None:
         try:
-            await self.ws.close(code=int(code))
+            await self._send({"type": "websocket.close", "code": int(code), "reason": ""})
         except Exception:  # already closed by the peer or the server
             pass
+
+
+async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Drive a coroutine that :func:`_step` left suspended on ``waiting`` to its end,
+    inside the current task (so cancelling the task closes the coroutine)."""
+    try:
+        while waiting is not _DONE:
+            try:
+                if waiting is None:  # a bare yield, as in asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                else:
+                    # What Task.__step does with a yielded future: take over the
+                    # "blocking" flag, or awaiting it again raises RuntimeError.
+                    waiting._asyncio_future_blocking = False
+                    await waiting
+            except asyncio.CancelledError:
+                raise  # the finally below closes the coroutine
+            except Exception as exc:  # what the awaited future failed with goes to its awaiter
+                waiting = _step(coro, exc)
+                continue
+            waiting = _step(coro)
+    finally:
+        if waiting is not _DONE:
+            coro.close()

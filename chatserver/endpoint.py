@@ -5,6 +5,13 @@ accept with the chosen subprotocol; wait ``hello_timeout_s`` for ``hello``
 (4408), validate it (4400) and its token (4401); then read frames until the
 socket closes, answering every bad frame with an ``error`` and keeping the
 connection. An unexpected failure closes with 1011 and reveals nothing.
+
+:func:`serve` is a plain ASGI application that the app mounts in front of
+Starlette's middleware and router (``chatserver.app``), so every frame in and
+out goes straight through the server's own ``receive`` and ``send``: on this
+path Starlette's wrappers cost a coroutine layer or two per frame and add
+nothing (docs/performance.md). Starlette's ``WebSocket`` is still used for the
+handshake and the headers.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from . import metrics, protocol, tokens
@@ -33,7 +41,8 @@ def choose_subprotocol(offered: list[str]) -> str | None:
     return None
 
 
-async def serve(ws: WebSocket) -> None:
+async def serve(scope: Scope, receive: Receive, send: Send) -> None:
+    ws = WebSocket(scope, receive, send)
     node: Node = ws.app.state.node
     origin = ws.headers.get("origin")
     if origin is not None and origin.rstrip("/") not in ws.app.state.origins:
@@ -42,7 +51,7 @@ async def serve(ws: WebSocket) -> None:
         return
     subprotocol = choose_subprotocol(ws.scope.get("subprotocols", []))
     await ws.accept(subprotocol=subprotocol)
-    conn = Connection(ws, msgpack_binary=subprotocol == protocol.SUBPROTOCOL_MSGPACK,
+    conn = Connection(send, msgpack_binary=subprotocol == protocol.SUBPROTOCOL_MSGPACK,
                       outbox=node.settings.outbox)
     conn.start()
     seat = None
@@ -56,7 +65,7 @@ async def serve(ws: WebSocket) -> None:
                 node.detach(backlogged, conn, None)
 
             conn.on_backlog = lagging
-            await _read(ws, node, conn, seat)
+            await _read(receive, node, conn, seat)
     except Exception:
         # Don't include exception details, which may hold message text.
         log.error("unexpected failure on a connection", exc_info=False)
@@ -113,9 +122,8 @@ async def _hello(ws: WebSocket, node: Node, conn: Connection):  # type: ignore[n
     return seat
 
 
-async def _read(ws: WebSocket, node: Node, conn: Connection, seat) -> None:  # type: ignore[no-untyped-def]
+async def _read(receive: Receive, node: Node, conn: Connection, seat) -> None:  # type: ignore[no-untyped-def]
     limits = Limits(*node.settings.rate)
-    receive = ws.receive
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
