@@ -193,8 +193,8 @@ class Node:
         conn.send(self._welcome(seat, [matched[r] for r in sorted(matched)]))
         for room in rooms:
             after = since.get(room.id, 0) if isinstance(since, dict) else since
-            for frame in room.since(after):
-                conn.send(frame)
+            for out in room.since(after):
+                conn.push(out)
             if old is None:
                 self._presence(room, seat, "back")
         if not claimed:  # the homes of remote rooms send presence and missed messages
@@ -684,7 +684,7 @@ class Node:
             if mode == "joined":
                 self._presence(room, seat, "joined")
             self._rooms_changed()
-        self.send(seat.id, {"type": "history", "room": room.id, "messages": list(room.history)})
+        self.send(seat.id, {"type": "history", "room": room.id, "messages": room.messages()})
 
     async def _close(self, seat: Seat, frame: protocol.Close) -> None:
         room = self._moderated_room(frame.room)

@@ -19,13 +19,13 @@ Exceptions::
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Literal
 
 import msgpack
+import orjson
 
 Role = Literal["seeker", "listener", "moderator"]
 ROLES: tuple[Role, ...] = ("seeker", "listener", "moderator")
@@ -203,13 +203,15 @@ def decode(payload: str | bytes, *, msgpack_binary: bool) -> dict[str, Any]:
     """Turn one WebSocket payload into an object with a string ``type``.
 
     Text frames are JSON. Binary frames are MessagePack when the connection
-    chose ``hearth.msgpack``, else they are read as UTF-8 JSON.
+    chose ``hearth.msgpack``, else they are read as UTF-8 JSON. JSON is read
+    strictly (orjson): a lone surrogate, NaN or Infinity is a bad request,
+    where the standard library would let through text that cannot be sent on.
     """
     try:
         if isinstance(payload, bytes) and msgpack_binary:
             obj = msgpack.unpackb(payload, raw=False, strict_map_key=True)
         else:
-            obj = json.loads(payload)
+            obj = orjson.loads(payload)
     except Exception:  # JSON and msgpack raise several kinds on garbage; none is our fault
         raise FrameError(
             ErrorCode.BAD_REQUEST, "Frames must be JSON or MessagePack objects."
@@ -390,8 +392,11 @@ def _list(value: Any, item: Any, ref: str) -> tuple[str, ...] | None:
 
 # -- frames the server sends --------------------------------------------------
 
-# json.dumps with non-default options builds a new encoder per call; build it once.
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+def _encode_json(frame: dict[str, Any]) -> str:
+    """Compact JSON with non-ASCII as is (orjson: ~10x the standard library's
+    encoder, which was 12% of the relay's CPU; docs/performance.md)."""
+    return orjson.dumps(frame).decode()
 
 
 def error_frame(code: ErrorCode, message: str, ref: str | None = None) -> dict[str, Any]:
@@ -403,17 +408,36 @@ def error_frame(code: ErrorCode, message: str, ref: str | None = None) -> dict[s
 
 @dataclass(slots=True)
 class Outgoing:
-    """One server frame, encoded at most once per codec however many receive it."""
+    """One server frame, encoded at most once per codec however many receive it.
 
-    frame: dict[str, Any]
+    Made from a frame object, or from JSON already encoded (:meth:`of_json`,
+    for frames kept in a room's history); the object is decoded back from the
+    JSON only when something asks for it (a MessagePack client, another node).
+    """
+
+    _frame: dict[str, Any] | None
     _json: str | None = field(default=None, repr=False)
     _msgpack: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def of_json(cls, text: str) -> Outgoing:
+        return cls(None, text)
+
+    @property
+    def frame(self) -> dict[str, Any]:
+        if self._frame is None:
+            assert self._json is not None
+            self._frame = orjson.loads(self._json)
+        return self._frame
 
     def encoded(self, msgpack_binary: bool) -> str | bytes:
         if msgpack_binary:
             if self._msgpack is None:
                 self._msgpack = msgpack.packb(self.frame, use_bin_type=True)
             return self._msgpack
+        return self.json()
+
+    def json(self) -> str:
         if self._json is None:
             self._json = _encode_json(self.frame)
         return self._json

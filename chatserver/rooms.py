@@ -3,7 +3,11 @@
 A room opens when a seeker is matched with a listener and ends when either of
 them leaves or is lost, when a moderator closes it, or when it is idle too
 long. Its history lives in this process's memory only while the room lives;
-when the room ends, the object and the text in it are dropped.
+when the room ends, the object and the text in it are dropped. History holds
+each message as ``(seq, JSON)``: the encoding made for delivery anyway, and
+objects the garbage collector never has to traverse, where a dict per message
+(with its sender's dict) made full collections of a busy node take over
+100 ms (docs/performance.md).
 
 Members have a mode: ``member`` (the seeker and the listener), ``joined`` (a
 moderator who was announced and may speak) or ``watching`` (a moderator who
@@ -16,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .protocol import Outgoing
 from .risk import Level, higher
 
 Mode = Literal["member", "joined", "watching"]
@@ -27,10 +32,11 @@ class Member:
     role: str
     alias: str
     mode: Mode
+    # One object for every frame this member appears in; never mutated.
+    who: dict[str, str] = field(init=False, repr=False, compare=False)
 
-    @property
-    def who(self) -> dict[str, str]:
-        return {"role": self.role, "alias": self.alias}
+    def __post_init__(self) -> None:
+        self.who = {"role": self.role, "alias": self.alias}
 
 
 @dataclass(slots=True)
@@ -46,7 +52,7 @@ class Room:
     escalated: bool = False
     seq: int = 0
     members: dict[str, Member] = field(default_factory=dict)
-    history: deque[dict[str, Any]] = field(init=False)
+    history: deque[tuple[int, str]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
@@ -81,7 +87,7 @@ class Room:
     # -- messages --------------------------------------------------------------
 
     def post(self, sender: Member, text: str, client_id: str | None, ts_ms: int,
-             now: float) -> dict[str, Any]:
+             now: float) -> Outgoing:
         """Give the message the next ``seq``, keep it in history, return the frame."""
         self.seq += 1
         self.last_active = now
@@ -95,11 +101,17 @@ class Room:
         }
         if client_id is not None:
             frame["id"] = client_id
-        self.history.append(frame)
-        return frame
+        out = Outgoing(frame)
+        self.history.append((self.seq, out.json()))
+        return out
 
-    def since(self, seq: int) -> list[dict[str, Any]]:
-        return [m for m in self.history if m["seq"] > seq]
+    def since(self, seq: int) -> list[Outgoing]:
+        """The kept messages after ``seq``, oldest first, ready to send again."""
+        return [Outgoing.of_json(text) for s, text in self.history if s > seq]
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The kept messages as frame objects (for a ``history`` frame)."""
+        return [m.frame for m in self.since(0)]
 
     def raise_risk(self, level: Level) -> bool:
         """Risk only goes up; True if it rose."""

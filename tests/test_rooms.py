@@ -17,8 +17,8 @@ def test_post_numbers_messages_from_one_and_keeps_client_id() -> None:
     room = make_room()
     seeker = room.member("s")
     assert seeker is not None
-    first = room.post(seeker, "hello", "c-1", 123, 1.0)
-    second = room.post(seeker, "again", None, 124, 2.0)
+    first = room.post(seeker, "hello", "c-1", 123, 1.0).frame
+    second = room.post(seeker, "again", None, 124, 2.0).frame
     assert (first["seq"], second["seq"]) == (1, 2)
     assert first["id"] == "c-1" and "id" not in second
     assert first["from"] == {"role": "seeker", "alias": "Quiet Fox"}
@@ -32,8 +32,9 @@ def test_history_is_bounded_and_since_replays_the_missed() -> None:
     assert listener is not None
     for i in range(5):
         room.post(listener, f"m{i}", None, i, float(i))
-    assert [m["seq"] for m in room.history] == [3, 4, 5]
-    assert [m["seq"] for m in room.since(4)] == [5]
+    assert [m["seq"] for m in room.messages()] == [3, 4, 5]
+    assert [m.frame["seq"] for m in room.since(4)] == [5]
+    assert room.since(4)[0].frame["text"] == "m4"
 
 
 def test_risk_only_goes_up() -> None:
