@@ -64,10 +64,13 @@ _DOUBLES = tuple((c + c, c) for c in "abcdefghijklmnopqrstuvwxyz")
 _CLAUSE_MARKS = ".!?;,:()[]|\n\r"
 # One table for every ASCII character: letters and digits stay, apostrophes go
 # ("don't" -> "dont"), clause marks become "|", everything else a space.
-_ASCII = str.maketrans(
-    {chr(c): (None if chr(c) in "'`" else "|" if chr(c) in _CLAUSE_MARKS else " ")
-     for c in range(128) if not chr(c).isalnum()}
+# As bytes: the text is ASCII by then, and bytes.translate is a table lookup in C
+# where str.translate with a dict is a dict lookup per character (3x slower).
+_ASCII = bytes(
+    c if c < 128 and chr(c).isalnum() else ord("|") if chr(c) in _CLAUSE_MARKS else ord(" ")
+    for c in range(256)
 )
+_DROPPED = b"'`"
 _UNICODE_MARKS: dict[int, str | None] = {
     0xFE0F: None, 0x200D: None, 0x2019: None, 0x2018: None, 0xB4: None,  # ’ ‘ ´
     0x2026: "|", 0xA1: " ", 0xBF: " ",  # … ¡ ¿
@@ -83,7 +86,7 @@ def _fold(text: str, emoji: Mapping[int, str | None]) -> str:
     if _HAS_DIGIT.search(t):
         t = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), t)
         t = _KILOMETRES.sub(r"\1 km", _DOSE.sub(r" \1 mg ", t))
-    t = t.translate(_ASCII).replace("|", " | ")
+    t = t.encode("ascii").translate(_ASCII, _DROPPED).decode("ascii").replace("|", " | ")
     for double, single in _DOUBLES:  # "killlll" -> "kil": faster than a regex here
         while double in t:
             t = t.replace(double, single)
