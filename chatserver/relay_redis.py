@@ -15,8 +15,14 @@ name                            type     TTL         holds
 ``hearth:node:{node}``          STRING   10 s        presence, written by the matcher; read here
 ==============================  =======  ==========  ============================================
 
-Posts go through one writer task that drains a queue into a pipeline, so
-events to one node keep their order and a burst costs one round trip.
+Posts go through one writer task. Events posted close together are coalesced:
+all the events for one channel since the last flush go out as one PUBLISH of a
+MessagePack array (a lone event as a plain map), and every channel's publish
+in one pipeline, so events to one node keep their order, a burst costs one
+round trip, and a busy node pays one Redis command per channel per flush
+instead of one per event. Flushes are at most ``FLUSH_GAP_S`` apart: an event
+after a quiet spell goes out at once, one during a burst waits at most that
+long (docs/performance.md). Readers take either form.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ log = logging.getLogger("hearth.relay")
 BROADCAST = "hearth:broadcast"
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError,
                 asyncio.TimeoutError)
-_BATCH = 256
+FLUSH_GAP_S = 0.005  # at most one flush per this many seconds; see the module docstring
+_BACKLOG = 100_000  # events waiting for Redis before new ones are dropped
 _RETRY_S = 0.05  # pause before publishing a failed batch once more
 
 
@@ -57,7 +64,9 @@ class RedisRelay(Relay):
             health_check_interval=10, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
         self._on_event: OnEvent = lambda event: None
-        self._queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=100_000)
+        self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
+        self._backlog = 0
+        self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
         self._healthy = True
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -85,17 +94,38 @@ class RedisRelay(Relay):
         self._put(BROADCAST, {**event, "from": self.node_id})
 
     def _put(self, channel: str, event: Event) -> None:
-        try:
-            self._queue.put_nowait((channel, msgpack.packb(event, use_bin_type=True)))
-        except asyncio.QueueFull:
+        if self._backlog >= _BACKLOG:
             self._healthy = False
             log.warning("relay backlog full; dropping an event")
+            return
+        self._backlog += 1
+        events = self._pending.get(channel)
+        if events is None:
+            self._pending[channel] = [event]
+        else:
+            events.append(event)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
 
     async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = -FLUSH_GAP_S
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < _BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if not self._pending:
+                self._wakeup = loop.create_future()
+                await self._wakeup
+                continue
+            wait = last + FLUSH_GAP_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)  # a burst: let it gather into one flush
+            pending, self._pending, self._backlog = self._pending, {}, 0
+            last = loop.time()
+            batch = [(channel, msgpack.packb(events[0] if len(events) == 1 else events,
+                                             use_bin_type=True))
+                     for channel, events in pending.items()]
             try:
                 await self._publish(batch)
             except _UNREACHABLE:
@@ -106,7 +136,8 @@ class RedisRelay(Relay):
                     await self._publish(batch)
                 except _UNREACHABLE:
                     self._healthy = False
-                    log.warning("redis unreachable; %d cross-node events lost", len(batch))
+                    log.warning("redis unreachable; %d cross-node events lost",
+                                sum(len(events) for events in pending.values()))
                 except Exception as exc:  # the kind only: details may hold personal data
                     log.error("relay writer failed: %s", type(exc).__name__)
             except Exception as exc:  # the kind only: details may hold personal data
@@ -123,9 +154,10 @@ class RedisRelay(Relay):
         """Deliver inbox and broadcast events; reconnect with backoff forever."""
 
         def heard(message: dict[str, Any]) -> None:
-            event = msgpack.unpackb(message["data"], raw=False)
-            if isinstance(event, dict) and event.get("from") != self.node_id:
-                self._deliver(event)
+            data = msgpack.unpackb(message["data"], raw=False)
+            for event in data if isinstance(data, list) else (data,):
+                if isinstance(event, dict) and event.get("from") != self.node_id:
+                    self._deliver(event)
 
         await subscribe_forever(self._redis, (inbox(self.node_id), BROADCAST), heard,
                                 lambda: self._on_event({"k": "reconnected"}), "relay")

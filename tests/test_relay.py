@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgpack
 import pytest
 import redis.asyncio as aioredis
 
@@ -53,6 +54,14 @@ async def test_redis_relay_orders_events_and_keeps_a_seat_directory(
         assert [e["i"] for e in outs] == list(range(50))
         assert {e["from"] for e in outs} == {"a"}
         assert unpack_frame(outs[0]["f"])["type"] == "message"
+        # A node reads both forms on the wire: one event, or an array of them.
+        await admin.publish("hearth:inbox:b", msgpack.packb({"k": "one", "from": "z"}))
+        await admin.publish("hearth:inbox:b", msgpack.packb(
+            [{"k": "two", "from": "z"}, {"k": "three", "from": "z"}, {"k": "own", "from": "b"}]))
+        while [e["k"] for e in got if e["k"] in ("one", "two", "three")] != ["one", "two", "three"]:
+            assert loop.time() < deadline + 10
+            await asyncio.sleep(0.02)
+        assert "own" not in [e["k"] for e in got]  # its own events are not delivered back
 
         await a.save_seat("s1", {"role": "seeker", "alias": "Quiet Fox"}, "d1")
         claimed = await b.claim("d1")
