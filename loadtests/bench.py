@@ -116,7 +116,11 @@ def emit(results: list[dict[str, Any]], scenario: str, **fields: Any) -> dict[st
     return line
 
 
-async def relay_scenarios(plan: Plan, results: list[dict[str, Any]]) -> None:
+RELAY_PARTS = ("fixed", "slow", "saturation")
+
+
+async def relay_scenarios(plan: Plan, results: list[dict[str, Any]],
+                          parts: tuple[str, ...] = RELAY_PARTS) -> None:
     hearth = Pinned(*HEARTH_ARGS).start()
     floor = Pinned(floor=True).start()
     try:
@@ -129,27 +133,32 @@ async def relay_scenarios(plan: Plan, results: list[dict[str, Any]]) -> None:
         h_rooms.listen(recorder)
         f_rooms.listen(recorder)
         rate = plan.rooms * 2  # 1 message/s each way per room
-        h_runs, f_runs = [], []
-        for _ in range(plan.repeat):  # interleaved, so drift in the machine's load hits both
-            h_runs.append(await measure([hearth.pid], h_rooms.senders, recorder, rate,
-                                        plan.fixed_s, plan.drain_s))
-            f_runs.append(await measure([floor.pid], f_rooms.senders, recorder, rate,
-                                        plan.fixed_s, plan.drain_s))
-        h_fixed, f_fixed = median_of(h_runs), median_of(f_runs)
-        emit(results, "same_node_fixed", rooms=plan.rooms, hearth=h_fixed, floor=f_fixed,
-             match_p50_ms=ms(percentile(h_rooms.match_lat_ns, 0.5)),
-             match_p99_ms=ms(percentile(h_rooms.match_lat_ns, 0.99)),
-             match_backend="memory (same node)", setup_s=round(setup_s, 1))
+        h_fixed: dict[str, Any] = {"cpu_us_per_msg": None}
+        f_fixed: dict[str, Any] = {"cpu_us_per_msg": None}
+        if "fixed" in parts:
+            h_runs, f_runs = [], []
+            for _ in range(plan.repeat):  # interleaved, so drift in the machine's load hits both
+                h_runs.append(await measure([hearth.pid], h_rooms.senders, recorder, rate,
+                                            plan.fixed_s, plan.drain_s))
+                f_runs.append(await measure([floor.pid], f_rooms.senders, recorder, rate,
+                                            plan.fixed_s, plan.drain_s))
+            h_fixed, f_fixed = median_of(h_runs), median_of(f_runs)
+            emit(results, "same_node_fixed", rooms=plan.rooms, hearth=h_fixed, floor=f_fixed,
+                 match_p50_ms=ms(percentile(h_rooms.match_lat_ns, 0.5)),
+                 match_p99_ms=ms(percentile(h_rooms.match_lat_ns, 0.99)),
+                 match_backend="memory (same node)", setup_s=round(setup_s, 1))
 
-        slow = await slow_reader(hearth, token, h_rooms, recorder, rate, plan)
-        emit(results, "slow_reader", **slow)
+        if "slow" in parts:
+            slow = await slow_reader(hearth, token, h_rooms, recorder, rate, plan)
+            emit(results, "slow_reader", **slow)
 
         def start_rate(fixed: dict[str, Any]) -> float:
             per_msg = fixed["cpu_us_per_msg"] or 100.0
             return max(rate, 0.5 * 1e6 / per_msg / 2) if plan.adaptive else rate
-        h_sat = await saturate([hearth.pid], h_rooms, recorder, plan, start_rate(h_fixed))
-        f_sat = await saturate([floor.pid], f_rooms, recorder, plan, start_rate(f_fixed))
-        emit(results, "same_node_saturation", rooms=plan.rooms, hearth=h_sat, floor=f_sat)
+        if "saturation" in parts:
+            h_sat = await saturate([hearth.pid], h_rooms, recorder, plan, start_rate(h_fixed))
+            f_sat = await saturate([floor.pid], f_rooms, recorder, plan, start_rate(f_fixed))
+            emit(results, "same_node_saturation", rooms=plan.rooms, hearth=h_sat, floor=f_sat)
         h_rooms.close()
         f_rooms.close()
     finally:
@@ -168,8 +177,9 @@ async def run(plan: Plan, only: set[str] | None) -> list[dict[str, Any]]:
     def want(name: str) -> bool:
         return only is None or name in only
 
-    if want("relay"):
-        await relay_scenarios(plan, results)
+    parts = tuple(p for p in RELAY_PARTS if want("relay") or want(p))
+    if parts:
+        await relay_scenarios(plan, results, parts)
     if want("idle"):
         emit(results, "idle", **await idle(plan.idle, HEARTH_ARGS))
     if want("redis") or want("cross"):
@@ -195,8 +205,10 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny versions of every scenario")
-    p.add_argument("--only", action="append", choices=["relay", "idle", "redis", "cross"],
-                   help="run only these scenario groups (repeatable)")
+    p.add_argument("--only", action="append",
+                   choices=["relay", *RELAY_PARTS, "idle", "redis", "cross"],
+                   help="run only these scenario groups (repeatable); relay is fixed, slow "
+                        "and saturation together")
     p.add_argument("--rooms", type=int, help="rooms for the relay scenarios")
     p.add_argument("--repeat", type=int, help="fixed-load repetitions (medians reported)")
     p.add_argument("--json", metavar="FILE", help="also write the JSON lines to FILE")
