@@ -74,6 +74,23 @@ def _has_platform_word(low: str) -> bool:
                                           .split())
 
 
+_has_at_word = _contains(" at ", "at)", "at]", "at}", " arroba ")
+_AFTER_DOT = re.compile(rf"\s*[)\]}}]?\s*{_TLD}\b")
+
+
+def _dot_then_tld(low: str) -> bool:
+    """Whether a dot (".", "dot", "punto") is followed by a TLD: the spelled-out
+    e-mail pattern cannot match without one. Found with str.find, where the
+    pattern itself tries every position of the text (160 us on 1,900 chars)."""
+    for mark in (".", "dot", "punto"):
+        i = low.find(mark)
+        while i >= 0:
+            if _AFTER_DOT.match(low, i + len(mark)):
+                return True
+            i = low.find(mark, i + 1)
+    return False
+
+
 # Each kind of detail: a cheap test on the lowercased text that says whether the
 # kind can be present at all, and the pattern that finds it. Most messages pass
 # none of the tests, so masking costs a few microseconds. The order matters:
@@ -90,7 +107,7 @@ _KINDS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
         re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+", _FLAGS),
     ),
     (
-        _contains(" at ", "at)", "at]", "at}", " arroba "),
+        lambda low: _has_at_word(low) and _dot_then_tld(low),
         re.compile(rf"(?<![\w.+-])[\w.+-]++{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}{_TLD}\b", _FLAGS),
     ),
     # platform name with a handle: "insta: foo", "my insta is foo", "mi insta es foo",

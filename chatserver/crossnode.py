@@ -44,6 +44,10 @@ RESAVE_S = 300.0  # seat records are refreshed this often (their TTL is an hour)
 FRAMES: dict[str, type] = {cls.__name__: cls for cls in (
     protocol.Message, protocol.Typing, protocol.Leave, protocol.Escalate, protocol.Watch,
     protocol.Join, protocol.Close, protocol.Whisper)}
+# Their fields, for a forwarded frame's map: the frames are flat, so this is what
+# dataclasses.asdict gives, without its recursive copy (~5 us a message).
+_FIELDS: dict[type, tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in FRAMES.values()}
 
 
 class CrossNode:
@@ -99,7 +103,7 @@ class CrossNode:
             raise FrameError(protocol.ErrorCode.UNAVAILABLE, "The room is unreachable; try again.")
         self.relay.post(home, {"k": "act", "seat": seat.id, "role": seat.role,
                                "alias": seat.alias, "t": type(frame).__name__,
-                               "f": dataclasses.asdict(frame)})
+                               "f": {k: getattr(frame, k) for k in _FIELDS[type(frame)]}})
         return True
 
     def forward_match(self, match: Match, seeker: Seat | None) -> None:
