@@ -74,6 +74,7 @@ def _has_platform_word(low: str) -> bool:
                                           .split())
 
 
+# "@" too: "ana@gmail . com" is only this pattern's (the plain e-mail one wants no spaces).
 _has_at_word = _contains(" at ", "at)", "at]", "at}", " arroba ")
 _AFTER_DOT = re.compile(rf"\s*[)\]}}]?\s*{_TLD}\b")
 
@@ -107,7 +108,7 @@ _KINDS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
         re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+", _FLAGS),
     ),
     (
-        lambda low: _has_at_word(low) and _dot_then_tld(low),
+        lambda low: ("@" in low or _has_at_word(low)) and _dot_then_tld(low),
         re.compile(rf"(?<![\w.+-])[\w.+-]++{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}{_TLD}\b", _FLAGS),
     ),
     # platform name with a handle: "insta: foo", "my insta is foo", "mi insta es foo",
