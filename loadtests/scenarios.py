@@ -26,7 +26,7 @@ from relay import (
 )
 from wsclient import WSClient, connect
 
-CROSS_NODE_ROOMS = 200
+CROSS_NODE_ROOMS = 1000  # as many as same-node: per-message figures at a low rate are fixed costs
 FLOOD_RATE = 300  # messages/s from the slow reader's peer, 2 KB each
 FLOOD_TEXT = ("I keep going over what happened at work today and it will not stop. " * 30)[:1900]
 
@@ -301,11 +301,9 @@ async def cross_node(redis: PinnedRedis, plan: PlanLike,
         why = await probe_cross_node(a.port, b.port, token)
         if why is not None:
             return {"available": False, "status": "not available yet", "why": why}
-        # Matching through a node on Redis is slow (see matching_redis_server), so
-        # fewer rooms than same-node; the load per room is the same 1 msg/s each way.
         n_rooms = min(plan.rooms, CROSS_NODE_ROOMS)
         try:
-            rooms = await hearth_rooms(a.port, b.port, token, n_rooms, batch=10)
+            rooms = await hearth_rooms(a.port, b.port, token, n_rooms, batch=20)
         except (TimeoutError, ConnectionError) as exc:
             return {"available": True, "rooms": n_rooms, "error": f"setup failed: {exc}"}
         recorder = Recorder()
