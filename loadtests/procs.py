@@ -41,10 +41,11 @@ class Pinned(Server):
     """
 
     def __init__(self, *args: str, cpu: int | None = SERVER_CPU, floor: bool = False,
-                 **kw: object) -> None:
+                 root: Path = ROOT, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self.cpu = cpu
         self.floor = floor
+        self.root = root  # the source tree whose chatserver runs (compare.py)
 
     def start(self) -> Pinned:
         if self.floor:
@@ -53,7 +54,7 @@ class Pinned(Server):
             target = ["-m", "chatserver"]
         cmd = [*_pin_prefix(self.cpu), sys.executable, *target, "--port", str(self.port),
                *self.args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=self.log,
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         wait_until(self.healthy, 20, f"server on {self.port}")
         return self
