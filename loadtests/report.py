@@ -79,12 +79,23 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
     for key, label in (("matching_redis_direct", "matching on Redis (matcher direct)"),
                        ("matching_redis_server", "matching on Redis (through server)")):
         m = by.get(key)
-        if m:
+        if not m:
+            continue
+        out.append((label, "pairs/s", m["pairs_per_s"], "", "", ">= 3000",
+                    _verdict(m["pairs_per_s"] >= 3000)))
+        if "paced_p99_ms" in m:  # through a server: latency at the target's rate
+            ok = m["paced_p99_ms"] is not None and m["paced_p99_ms"] <= 10
+            out += [(label, "match p50 / p99 ms, closed loop (seekers / rate)",
+                     f"{m['match_p50_ms']} / {m['match_p99_ms']}", "", "", "", ""),
+                    (label, f"match p50 / p99 ms at {m['paced_rate']} pairs/s "
+                            f"(got {m['paced_pairs_per_s']})",
+                     f"{m['paced_p50_ms']} / {m['paced_p99_ms']}", "", "", "p99 <= 10 ms",
+                     _verdict(ok))]
+        else:
             ok = m["match_p99_ms"] is not None and m["match_p99_ms"] <= 10
-            out += [(label, "pairs/s", m["pairs_per_s"], "", "", ">= 3000",
-                     _verdict(m["pairs_per_s"] >= 3000)),
-                    (label, "match p50 / p99 ms", f"{m['match_p50_ms']} / {m['match_p99_ms']}",
-                     "", "", "p99 <= 10 ms", _verdict(ok))]
+            out.append((label, "match p50 / p99 ms",
+                        f"{m['match_p50_ms']} / {m['match_p99_ms']}", "", "", "p99 <= 10 ms",
+                        _verdict(ok)))
     slow = by.get("slow_reader")
     if slow:
         change = slow["others_p99_change"]
