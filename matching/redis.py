@@ -76,6 +76,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -318,7 +319,7 @@ class RedisMatcher(Matcher):
             reply = await call.reply
         except _UNREACHABLE as exc:
             raise MatchingError("redis unreachable") from exc
-        lapsed, changed, info, raw = json.loads(reply)
+        lapsed, changed, info, raw = orjson.loads(reply)
         self._lapsed = bool(lapsed)
         if lapsed and self._started:
             log.warning("this node's presence had lapsed in redis; registering again")
