@@ -100,7 +100,8 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
     if slow:
         change = slow["others_p99_change"]
         out += [
-            ("one slow reader", "others' p99 ms: control -> slow",
+            ("one slow reader", "others' p99 ms: control -> slow (medians"
+             f" of {len(slow.get('pairs', [1]))} pairs)",
              f"{slow['others_p99_ms_control']} -> {slow['others_p99_ms_slow']}", "",
              "" if change is None else f"{change:+.0%}", "<= +10%",
              _verdict(None if change is None else change <= 0.10)),
