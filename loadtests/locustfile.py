@@ -68,6 +68,10 @@ class Closed(Exception):
     """The server closed the connection while we waited."""
 
 
+class RoomGone(Exception):
+    """The server answered not_in_room: the room ended while our frame was on its way."""
+
+
 class RoomEnded(Exception):
     """The room ended from the other side while the seeker was in it."""
 
@@ -121,8 +125,12 @@ class HearthUser(User):
         assert self.ws is not None
         self.ws.send(json.dumps(frame))
 
-    def expect(self, kind: str, timeout: float, **match: Any) -> dict[str, Any]:
-        """Frames are handled (``on_frame``) until one of ``kind`` with ``match`` comes."""
+    def expect(self, kind: str, timeout: float, *, gone: str | None = None,
+               **match: Any) -> dict[str, Any]:
+        """Frames are handled (``on_frame``) until one of ``kind`` with ``match`` comes.
+
+        With ``gone``, a ``not_in_room`` error for a frame of that type raises
+        RoomGone: the room ended while the frame was on its way."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -136,6 +144,9 @@ class HearthUser(User):
                 raise Closed(f"closed by the server with {frame['code']}")
             if frame["type"] == kind and all(frame.get(k) == v for k, v in match.items()):
                 return frame
+            if (gone is not None and frame["type"] == "error"
+                    and frame.get("code") == "not_in_room" and frame.get("ref") == gone):
+                raise RoomGone(f"{gone}: the room had ended")
             self.on_frame(frame)
 
     def on_frame(self, frame: dict[str, Any]) -> None:
@@ -325,7 +336,12 @@ class ModeratorUser(HearthUser):
         started = time.perf_counter()
         try:
             self.send({"type": "watch", "room": room})
-            self.expect("history", ECHO_TIMEOUT_S, room=room)
+            self.expect("history", ECHO_TIMEOUT_S, gone="watch", room=room)
+        except RoomGone:
+            # The room ended after the last room list: the server said so at once.
+            # Counted on a row of its own, not as a watch's latency or a failure.
+            self.event("watch: room had ended", started)
+            return
         except Exception as exc:
             self.event("watch", started, exc)
             return
