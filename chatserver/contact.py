@@ -53,7 +53,6 @@ _SITE_MARKS = (
 _FLAGS = re.IGNORECASE
 
 
-
 def _contains(*needles: str) -> Callable[[str], bool]:
     """A test for "one of these substrings is in the text"."""
     if len(needles) == 1:
@@ -74,7 +73,6 @@ def _has_platform_word(low: str) -> bool:
                                           .split())
 
 
-# "@" too: "ana@gmail . com" is only this pattern's (the plain e-mail one wants no spaces).
 _has_at_word = _contains(" at ", "at)", "at]", "at}", " arroba ")
 _AFTER_DOT = re.compile(rf"\s*[)\]}}]?\s*{_TLD}\b")
 
@@ -108,6 +106,7 @@ _KINDS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
         re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]+(?:\.[\w-]+)+", _FLAGS),
     ),
     (
+        # "@" as well: "ana@gmail . com" is only this pattern's (the plain one wants no spaces)
         lambda low: ("@" in low or _has_at_word(low)) and _dot_then_tld(low),
         re.compile(rf"(?<![\w.+-])[\w.+-]++{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}{_TLD}\b", _FLAGS),
     ),

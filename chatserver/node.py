@@ -38,6 +38,16 @@ REFRESH_S = 0.05
 SCORE_BATCH_S = 0.01  # a seeker message is scored at most this long after it was relayed
 
 
+def _score(text: str, language: str | None) -> risk.Level | None:
+    """risk.score, and None if it failed: one message's failure must not cost the
+    others of its batch their scoring (logged by kind only: never the text)."""
+    try:
+        return risk.score(text, language)
+    except Exception as exc:
+        log.error("risk scoring failed: %s", type(exc).__name__)
+        return None
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -592,7 +602,7 @@ class Node:
 
     async def _score_batch(self) -> None:
         batch, self._to_score = self._to_score, []
-        levels = [None if room.risk == "crisis" else risk.score(text, room.language)
+        levels = [None if room.risk == "crisis" else _score(text, room.language)
                   for room, _, text in batch]
         for (room, seat, _), level in zip(batch, levels, strict=True):
             if level is not None and self.rooms.get(room.id) is room:
