@@ -171,9 +171,9 @@ class Matcher(abc.ABC):
     async def places(self, seats: list[str]) -> dict[str, Place]:
         """Queue places of these seekers (only those still waiting)."""
 
-    @abc.abstractmethod
     async def listener(self, seat: str) -> tuple[Listener, int] | None:
         """A listener's shift and how many waiting seekers it could take."""
+        return (await self.listeners([seat])).get(seat)
 
     @abc.abstractmethod
     async def listeners(self, seats: list[str]) -> dict[str, tuple[Listener, int]]:

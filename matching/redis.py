@@ -280,9 +280,6 @@ class RedisMatcher(Matcher):
             out[seat] = Place(position, waiting, estimate(position, times, on_shift), on_shift)
         return out
 
-    async def listener(self, seat: str) -> tuple[Listener, int] | None:
-        return (await self.listeners([seat])).get(seat)
-
     async def listeners(self, seats: list[str]) -> dict[str, tuple[Listener, int]]:
         if not seats:
             return {}
