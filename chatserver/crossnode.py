@@ -194,7 +194,7 @@ class CrossNode:
         for room_id in seat.rooms:
             room = self.node.rooms.get(room_id)
             if room is not None and room.member(seat.id) is not None:
-                frame = self.node._matched(room, seat)
+                frame = self.node.home.matched(room, seat)
                 rooms[room_id] = [self.me, {k: v for k, v in frame.items() if k != "note"}]
             elif room_id in seat.remote_rooms:
                 home, remote = seat.remote_rooms[room_id]
@@ -248,9 +248,9 @@ class CrossNode:
         node = self.node
         try:
             if seat.role == "seeker" and seat.waiting and not seat.rooms:
-                await node._enqueue(seat, head=True)
+                await node.pairing.enqueue(seat, head=True)
             elif seat.role == "listener" and seat.status in ("available", "break"):
-                await node._matcher_shift(seat, status=seat.status)
+                await node.pairing.matcher_shift(seat, status=seat.status)
         except (MatchingError, FrameError):
             log.warning("could not put a resumed seat back in the queue")
         self.save(seat)
@@ -345,14 +345,14 @@ class CrossNode:
         if alias is None:  # no record: free the place; its node requeues it if it is there
             self.requeue(t.node, t.seat, t.risk)
             try:
-                self.node._open_rooms(await self.node.matcher.room_ended(match.room))
+                self.node.home.open_rooms(await self.node.matcher.room_ended(match.room))
             except MatchingError:
                 pass
             return
         ghost = self._ghost(t.seat, "seeker", alias, t.node)
         ghost.risk = t.risk  # type: ignore[assignment]  # a level the matcher was given
         ghost.topic, ghost.language = t.topic, t.language
-        self.node._open_room(match)
+        self.node.home.open_room(match)
 
     def _on_presence(self, event: Event) -> None:
         seat = self.node.seats.get(event["seat"])
@@ -364,7 +364,7 @@ class CrossNode:
             if room is None:
                 continue
             if state in ("away", "back"):
-                self.node._presence(room, seat, state)
+                self.node.presence(room, seat, state)
             if state in ("back", "sync"):
                 self._send_missed(seat, room, event.get("since", 0))
 
@@ -376,18 +376,18 @@ class CrossNode:
     def _on_gone(self, event: Event) -> None:
         seat = self.node.seats.get(event["seat"])
         if seat is not None and seat.node is not None:
-            self.node.spawn(self.node._end_seat(seat, event["reason"]))
+            self.node.spawn(self.node.end_seat(seat, event["reason"]))
 
     def _on_requeue(self, event: Event) -> None:
         seat = self.node.seats.get(event["seat"])
         if seat is None or seat.node is not None:
             return
-        self.node.spawn(self.node._requeue(seat, event["risk"]))
+        self.node.spawn(self.node.pairing.requeue(seat, event["risk"]))
 
     def _on_block(self, event: Event) -> None:
         seat = self.node.seats.get(event["seat"])
         if seat is not None and seat.node is None:
-            self.node.spawn(self.node._remove_seeker(seat))
+            self.node.spawn(self.node.moderation.remove_seeker(seat))
 
     def _on_moved(self, event: Event) -> None:
         seat = self.node.seats.get(event["seat"])
@@ -410,12 +410,12 @@ class CrossNode:
         room = self.node.rooms.get(event.get("room", ""))
         if room is not None and room.member(seat.id) is not None:
             if was_away:
-                self.node._presence(room, seat, "back")
+                self.node.presence(room, seat, "back")
             self._send_missed(seat, room, event.get("since", 0))
 
     def _on_rooms(self, event: Event) -> None:
         self.snapshots[event["node"]] = (time.monotonic(), event["rooms"])
-        self.node._push_rooms()
+        self.node.moderation.push_rooms()
 
     def _on_mods(self, event: Event) -> None:
         self.node.broadcast(self.node.moderators, unpack_frame(event["f"]))
@@ -440,7 +440,7 @@ class CrossNode:
                 stale = now - 3 * SNAPSHOT_S
                 for node in [n for n, (at, _) in self.snapshots.items() if at < stale]:
                     del self.snapshots[node]
-                    self.node._push_rooms()
+                    self.node.moderation.push_rooms()
             if now - last_save >= RESAVE_S:
                 last_save = now
                 for seat in self.node.seats.all():
@@ -488,7 +488,7 @@ class CrossNode:
         self.save(listener)
         self.relay.broadcast({"k": "rehome", "room": room_id, "home": self.me})
         self.node.spawn(self._restore_capacity(listener))
-        self.node._rooms_changed()
+        self.node.moderation.rooms_changed()
 
     async def _restore_capacity(self, listener: Seat) -> None:
         rooms = sorted(r for r in listener.rooms if r in self.node.rooms)
@@ -523,9 +523,9 @@ class CrossNode:
         listener = room.party("listener")
         listener_seat = self.node.seats.get(listener.seat) if listener else None
         if listener_seat is not None:
-            self.node._presence(room, listener_seat, "back")  # tells the member
-        self.node._presence(room, ghost, "back")  # tells the listener
-        self.node._rooms_changed()
+            self.node.presence(room, listener_seat, "back")  # tells the member
+        self.node.presence(room, ghost, "back")  # tells the listener
+        self.node.moderation.rooms_changed()
 
     def _cancel_orphan(self, room_id: str) -> None:
         timer = self._orphans.pop(room_id, None)
@@ -539,10 +539,10 @@ class CrossNode:
         for room_id in ghost.rooms:
             room = self.node.rooms.get(room_id)
             if room is not None:
-                self.node._presence(room, ghost, "away")
+                self.node.presence(room, ghost, "away")
         ghost.lost_timer = asyncio.get_running_loop().call_later(
             self.node.settings.resume_s,
-            lambda: self.node.spawn(self.node._end_seat(ghost, "peer_lost")))
+            lambda: self.node.spawn(self.node.end_seat(ghost, "peer_lost")))
 
     async def _orphaned(self, room_id: str, home: str) -> None:
         """The room's home died and did not come back: the room ends here too."""
@@ -559,7 +559,7 @@ class CrossNode:
                 self.node.send(seat.id, {"type": "ended", "room": room_id,
                                          "reason": "peer_lost"})
                 if seat.role == "seeker":
-                    await self.node._requeue(seat, seat.risk)
+                    await self.node.pairing.requeue(seat, seat.risk)
                 self.save(seat)
 
     # -- after the matcher lost its state -----------------------------------------------

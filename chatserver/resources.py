@@ -4,6 +4,7 @@ Contract: ``resources_for(language)`` returns a new list of items
 ``{"name", "contact", "url"}`` (all strings) for that language, falling back
 to the file's default language (English) for ``None`` or a language without a
 table; the international directory (findahelpline.com) ends every list.
+``frame(language)`` is the ``resources`` frame carrying that list.
 ``languages()`` lists the languages that have their own table. The file is
 read once, at import; a malformed file raises ``ValueError`` then.
 """
@@ -55,6 +56,11 @@ def resources_for(language: str | None) -> list[dict[str, str]]:
     key = (language or "").strip().lower().split("-")[0]
     items = _BY_LANGUAGE.get(key) or _BY_LANGUAGE[_DEFAULT]
     return [dict(item) for item in items]
+
+
+def frame(language: str | None) -> dict[str, Any]:
+    """Return the ``resources`` frame for ``language``."""
+    return {"type": "resources", "items": resources_for(language)}
 
 
 def languages() -> list[str]:
