@@ -99,12 +99,22 @@ class _Normaliser:
     words: Mapping[str, str]
     phrases: tuple[tuple[str, str], ...]  # (" two words ", " one ")
 
+    firsts: frozenset[str] = frozenset()  # the first word of every phrase
+
     def __call__(self, text: str) -> str:
-        get = self.words.get
-        t = " " + " ".join([get(w, w) for w in _fold(text, self.emoji).split()]) + " "
-        for words, joined in self.phrases:
-            while words in t:
-                t = t.replace(words, joined)
+        tokens = _fold(text, self.emoji).split()
+        if self.words.keys().isdisjoint(tokens):
+            t = " " + " ".join(tokens) + " "
+        else:
+            get = self.words.get
+            t = " " + " ".join([get(w, w) for w in tokens]) + " "
+            tokens = t.split()
+        # No phrase can match while none of their first words is a token, and
+        # then none is ever replaced: the loop (a substring search per phrase) is skipped.
+        if not self.firsts.isdisjoint(tokens):
+            for words, joined in self.phrases:
+                while words in t:
+                    t = t.replace(words, joined)
         return t.strip()
 
 
@@ -119,7 +129,7 @@ def _make_normaliser(table: dict[str, Any]) -> _Normaliser:
     for pair, joined in phrases:
         if pair in joined:  # would never stop replacing
             raise ValueError(f"risk lexicon: phrase {pair.strip()!r} maps onto itself")
-    return _Normaliser(emoji, words, phrases)
+    return _Normaliser(emoji, words, phrases, frozenset(p.split()[0] for p, _ in phrases))
 
 
 # -- entries -----------------------------------------------------------------
@@ -211,13 +221,19 @@ class _EntryCompiler:
         return _Entry(group, regex, frozenset(anchors), frozenset(prefixes))
 
 
+# The entries a word can start, and (for two or more) one regex that matches
+# where any of them does.
+_Candidates = tuple[re.Pattern[str] | None, tuple[_Entry, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Index:
     """Entries by the first word they need, so a message only tries what can match."""
 
     exact: Mapping[str, tuple[_Entry, ...]]
     prefixes: Mapping[str, tuple[tuple[str, _Entry], ...]]  # by the prefix's first 3 letters
-    seen: dict[str, tuple[_Entry, ...]]  # candidates per word, filled as words are met
+    seen: dict[str, _Candidates]  # candidates per word, filled as words are met
+    together: dict[tuple[_Entry, ...], re.Pattern[str]]  # one regex for several candidates
 
     @classmethod
     def of(cls, entries: list[_Entry]) -> _Index:
@@ -229,29 +245,42 @@ class _Index:
             for stem in e.prefixes:
                 prefixes.setdefault(stem[:3], []).append((stem, e))
         return cls({k: tuple(v) for k, v in exact.items()},
-                   {k: tuple(v) for k, v in prefixes.items()}, {})
+                   {k: tuple(v) for k, v in prefixes.items()}, {}, {})
 
-    def candidates(self, token: str) -> tuple[_Entry, ...]:
+    def candidates(self, token: str) -> _Candidates:
         found = self.seen.get(token)
         if found is None:
-            found = self.exact.get(token, ())
+            entries = self.exact.get(token, ())
             for stem, entry in self.prefixes.get(token[:3], ()):
                 if token.startswith(stem):
-                    found = (*found, entry)
+                    entries = (*entries, entry)
+            found = (self._together(entries) if len(entries) > 1 else None, entries)
             if len(self.seen) > _SEEN_MAX:
                 self.seen.clear()
             self.seen[token] = found
         return found
+
+    def _together(self, entries: tuple[_Entry, ...]) -> re.Pattern[str]:
+        """One regex that matches at a position exactly when one of the entries does
+        (an alternation tries every branch): one call instead of one per entry for
+        the common word that starts several entries and, in most messages, none."""
+        regex = self.together.get(entries)
+        if regex is None:
+            regex = re.compile("|".join(f"(?:{e.regex.pattern})" for e in entries))
+            self.together[entries] = regex
+        return regex
 
     def matches(self, text: str) -> Iterator[tuple[_Entry, re.Match[str]]]:
         """Yield every entry matching at a word start of ``text``, in text order."""
         pos = 0
         candidates = self.candidates
         for token in text.split(" "):
-            for entry in candidates(token):
-                m = entry.regex.match(text, pos)
-                if m is not None:
-                    yield entry, m
+            anyone, entries = candidates(token)
+            if entries and (anyone is None or anyone.match(text, pos) is not None):
+                for entry in entries:
+                    m = entry.regex.match(text, pos)
+                    if m is not None:
+                        yield entry, m
             pos += len(token) + 1
 
 

@@ -311,3 +311,60 @@ def test_a_malformed_entry_fails_at_load() -> None:
     data["intent"]["en"].append("... kill myself")
     with pytest.raises(ValueError, match="must start with a word"):
         risk._load(data)
+
+
+# -- the quick paths give what the plain ones give --------------------------------
+
+_LEXICON_DATA = tomllib.loads(
+    (Path(risk.__file__).parent / "data" / "risk_lexicon.toml").read_text(encoding="utf-8"))
+_TABLES = _LEXICON_DATA["normalise"]
+_ENTRY_WORDS = sorted({
+    word
+    for group in risk._GROUPS for entries in _LEXICON_DATA[group].values() for entry in entries
+    for word in entry.replace("(", " ").replace(")", " ").replace("|", " ").split()
+    if word.isalpha()
+} | {w for words in _LEXICON_DATA["words"].values() for w in " ".join(words).split()})
+_NORMALISE_PIECES = sorted(
+    set(_TABLES["words"]) | {w for p in _TABLES["phrases"] for w in p.split()}
+    | set(_TABLES.get("emoji", {})) | {"kill", "myself", "not", "2", "I", "AM", "don't", ".", "!"}
+)
+
+
+def _normalise_without_pre_checks(text: str) -> str:
+    """What normalise gives when the word table and every phrase are always applied."""
+    n = risk._LEXICON.normalise
+    get = n.words.get
+    t = " " + " ".join([get(w, w) for w in risk._fold(text[:risk.MAX_CHARS], n.emoji).split()])
+    t += " "
+    for words, joined in n.phrases:
+        while words in t:
+            t = t.replace(words, joined)
+    return t.strip()
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_NORMALISE_PIECES), st.sampled_from([" ", "  ", ", "])),
+                max_size=12))
+def test_the_quick_pre_checks_never_change_the_normalised_text(
+        parts: list[tuple[str, str]]) -> None:
+    """Skipping the word table and the phrases when none can apply changes nothing."""
+    text = "".join(a + b for a, b in parts)
+    assert normalise(text) == _normalise_without_pre_checks(text)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.sampled_from(_ENTRY_WORDS + ["|", "not", "i", "dont"]), max_size=14),
+       st.sampled_from(sorted(risk._LEXICON.indexes, key=len)))
+def test_one_regex_per_word_finds_what_each_entry_finds(words: list[str],
+                                                        key: tuple[str, ...]) -> None:
+    """A word's combined regex lets through every entry match found one entry at a time."""
+    text = normalise(" ".join(words))
+    index = risk._LEXICON.indexes[key]
+    one_by_one, pos = [], 0
+    for token in text.split(" "):
+        for entry in index.candidates(token)[1]:
+            m = entry.regex.match(text, pos)
+            if m is not None:
+                one_by_one.append((entry, m.span()))
+        pos += len(token) + 1
+    assert [(e, m.span()) for e, m in index.matches(text)] == one_by_one
