@@ -136,6 +136,7 @@ class Pairing:
 
     async def matcher_shift(self, seat: Seat, *, status: str) -> None:
         """Tell the matcher the listener's shift with ``status``; raises ``unavailable``."""
+        seat.told_hold = None  # a listener new to the matcher starts with none
         try:
             matches = await self.node.matcher.set_shift(self._listener(seat, status))
         except MatchingError:
@@ -154,13 +155,21 @@ class Pairing:
         return 0.0, None
 
     async def update_hold(self, seat: Seat) -> None:
-        """Tell the matcher the listener's hold as it is now (quietly if unreachable)."""
+        """Tell the matcher the listener's hold as it is now (quietly if unreachable).
+
+        Not asked again when the matcher was last told the same hold (a room
+        ended and no hold began or ended): one round trip to Redis less per room.
+        A hold call pairs a free listener too, but the ``room_ended`` or
+        ``request`` that freed it or queued the seeker already did."""
         until, _ = self._hold_state(seat)
-        try:
-            matches = await self.node.matcher.hold(seat.id, until)
-        except MatchingError:
-            return
-        self.node.home.open_rooms(matches)
+        if until != seat.told_hold:
+            seat.told_hold = until
+            try:
+                matches = await self.node.matcher.hold(seat.id, until)
+            except MatchingError:
+                seat.told_hold = None  # not known: the next change asks again
+                return
+            self.node.home.open_rooms(matches)
         self.queue_changed()  # the refresh sends ``shift``, asking for all listeners at once
 
     async def _push_shift(self, seat: Seat,
@@ -247,6 +256,7 @@ class Pairing:
             status = seat.status if seat.conn is not None or seat.status != "available" else "away"
             listener = self._listener(seat, status)
             listener.rooms, listener.held_until = len(rooms), self._hold_state(seat)[0]
+            seat.told_hold = listener.held_until
             node.home.open_rooms(await node.matcher.set_shift(listener))
             await node.matcher.restore_rooms(seat.id, rooms)
         for seat in sorted((s for s in seats if s.waiting), key=lambda s: s.queued_at):

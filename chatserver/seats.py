@@ -38,6 +38,7 @@ class Seat:
     languages: tuple[str, ...] = ()
     capacity: int = 1
     cooldown_until: float = 0.0
+    told_hold: float | None = None  # the hold the matcher was last told (None: not known)
     last_shift: tuple[object, ...] | None = None  # last shift frame sent, to send on change
     # seeker
     last_place: tuple[object, ...] | None = None
