@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from matching import Match, MatchingError, Ticket
 
 from . import protocol
+from .coalesce import Coalesced
 from .protocol import CloseCode, FrameError, Outgoing
 from .relay import Event, Relay, RelayError, pack_frame, unpack_frame
 from .risk import Level
@@ -40,6 +41,7 @@ log = logging.getLogger("hearth.crossnode")
 
 WATCH_S = 1.0  # how often the nodes of ghosts and homes are checked for life
 SNAPSHOT_S = 5.0  # rooms are re-announced this often; older snapshots are dropped at 3x
+ANNOUNCE_GAP_S = 0.1  # and after a change, at most this often
 RESAVE_S = 300.0  # seat records are refreshed this often (their TTL is an hour)
 FRAMES: dict[str, type] = {cls.__name__: cls for cls in (
     protocol.Message, protocol.Typing, protocol.Leave, protocol.Escalate, protocol.Watch,
@@ -65,7 +67,7 @@ class CrossNode:
         # connections and leave an older record (a listener without its new room).
         self._flush_lock = asyncio.Lock()
         self._flush_pending = False
-        self._snapshot_pending = False
+        self._changed = Coalesced(self._announce, ANNOUNCE_GAP_S)
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -78,6 +80,7 @@ class CrossNode:
             self._task = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
+        self._changed.cancel()
         if self._task is not None:
             self._task.cancel()
         await self.relay.close()
@@ -135,14 +138,12 @@ class CrossNode:
             self.relay.broadcast({"k": "mods", "f": pack_frame(frame)})
 
     def rooms_changed(self) -> None:
-        """Announce this node's rooms to the others (coalesced to one per loop turn)."""
-        if not self.shared or self._snapshot_pending:
-            return
-        self._snapshot_pending = True
-        asyncio.get_running_loop().call_soon(self._announce)
+        """Announce this node's rooms to the others soon: at most one snapshot every
+        ANNOUNCE_GAP_S (each holds every room here)."""
+        if self.shared:
+            self._changed.poke()
 
     def _announce(self) -> None:
-        self._snapshot_pending = False
         self.relay.broadcast({"k": "rooms", "node": self.me, "rooms": [
             {**r.summary(0), "opened_at": r.opened_at} for r in self.node.rooms.values()]})
 

@@ -1,8 +1,8 @@
 """Moderation: what moderators are told, and what they do in rooms.
 
 Told: every moderator here gets a ``rooms`` list of this node's rooms and the
-other nodes' (on connecting, on asking, and after any change, coalesced to one
-per loop turn by :meth:`Moderation.rooms_changed`) and an ``escalation`` frame
+other nodes' (on connecting, on asking, and after any change, at most one
+every ``ROOMS_GAP_S`` by :meth:`Moderation.rooms_changed`) and an ``escalation`` frame
 for each escalation, on any node (:meth:`Moderation.escalate_room`).
 
 Done: ``watch`` (silently) or ``join`` (announced, may speak and ``whisper``
@@ -13,11 +13,11 @@ its origin for ``block_s`` seconds.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from . import metrics, protocol
+from .coalesce import Coalesced
 from .protocol import CloseCode, ErrorCode, FrameError
 from .rooms import Member, Room
 from .seats import Seat
@@ -26,13 +26,14 @@ from .talk import now_ms
 if TYPE_CHECKING:
     from .node import Node
 
+ROOMS_GAP_S = 0.1  # a moderator's room list follows changes at most this often
 
 class Moderation:
     """The moderators' side of the node (``node.moderators``); made by the node."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
-        self._rooms_pending = False
+        self._push = Coalesced(self._push_now, ROOMS_GAP_S)
 
     # -- what moderators are told --------------------------------------------------
 
@@ -51,17 +52,14 @@ class Moderation:
         self.push_rooms()
 
     def push_rooms(self) -> None:
-        """Send every moderator here a fresh ``rooms`` (coalesced to one per turn)."""
-        node = self.node
-        if self._rooms_pending or not node.moderators:
-            return
-        self._rooms_pending = True
+        """Send every moderator here a fresh ``rooms`` soon (at most one every
+        ROOMS_GAP_S: the list is rebuilt whole, and read by people)."""
+        if self.node.moderators:
+            self._push.poke()
 
-        def push() -> None:
-            self._rooms_pending = False
-            node.broadcast(node.moderators, self.rooms_list())
-
-        asyncio.get_running_loop().call_soon(push)
+    def _push_now(self) -> None:
+        if self.node.moderators:
+            self.node.broadcast(self.node.moderators, self.rooms_list())
 
     def escalate_room(self, room: Room, by: str, reason: str | None, level: str,
                       *, mark: bool = True) -> None:
