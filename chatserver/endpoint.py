@@ -151,4 +151,4 @@ async def _read(receive: Receive, node: Node, conn: Connection, seat) -> None:  
             conn.send(exc.frame())
             if exc.code == protocol.ErrorCode.RATE_LIMITED and limits.strike(started):
                 await _close(conn, CloseCode.FLOODING)
-        metrics.HANDLE_SECONDS.observe(time.perf_counter() - started)
+        metrics.observe_handle(time.perf_counter() - started)

@@ -59,7 +59,7 @@ class Talk:
         text, masked = contact.mask_contacts(frame.text)
         out = room.post(member, text, frame.id, now_ms(), time.monotonic())
         node.broadcast(list(room.members), out)
-        metrics.MESSAGES.inc()
+        metrics.count_message()
         if masked:
             node.send(seat.id, {"type": "notice", "room": room.id, "code": "contact_info",
                                 "message": "Contact details were removed. To keep everyone safe, "

@@ -97,6 +97,35 @@ async def test_nothing_personal_in_logs_or_metrics(server: Server) -> None:
     assert "[accepted]" not in out and "WebSocket /ws" not in out
 
 
+def _metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    assert found is not None, name
+    return float(found.group(1))
+
+
+async def test_metrics_count_frames_messages_and_handle_times(server: Server) -> None:
+    """Two messages in a room add two to the message and message-frame counts and
+    two handled frames (at least) to the handle-time histogram."""
+    before = server.get("/metrics")
+    lst = await listener(server.ws_url, server.token("listener", "Sam"))
+    s = await seeker(server.ws_url)
+    room = (await s.expect("matched"))["room"]
+    for text in ("one", "two"):
+        await s.send({"type": "message", "room": room, "text": text})
+        await lst.expect("message")
+    after = server.get("/metrics")
+    await s.close()
+    await lst.close()
+    for name, grew in (("hearth_messages_total", 2),
+                       ('hearth_frames_received_total{type="message"}', 2)):
+        assert _metric(after, name) - _metric(before, name) == grew, name
+    handled = _metric(after, "hearth_frame_handle_seconds_count") - _metric(
+        before, "hearth_frame_handle_seconds_count")
+    assert handled >= 4  # the shift, the request and the two messages
+    assert _metric(after, 'hearth_frame_handle_seconds_bucket{le="+Inf"}') == _metric(
+        after, "hearth_frame_handle_seconds_count")
+
+
 async def test_sigterm_closes_with_1012_and_exits_quickly(make_server) -> None:  # type: ignore[no-untyped-def]
     """On SIGTERM rooms end with shutdown, sockets close with 1012, the process exits."""
     srv = make_server()
