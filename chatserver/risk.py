@@ -140,12 +140,22 @@ _SEEN_MAX = 50_000
 _COUNT = r"[1-9][0-9]+\b(?! (?:mg|mcg|ml|g)\b)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # eq=False: hashed by identity
 class _Entry:
     group: str
     regex: re.Pattern[str]
     anchors: frozenset[str]  # first words that start a match
     prefixes: frozenset[str]  # first-word prefixes (from "word*")
+    # For each anchor and prefix: the words that can follow it in a match ("" for
+    # the end of the text), or None when any word can (or none need).
+    follows: Mapping[str, frozenset[str] | None]
+
+
+_END = ""  # the "word" after the last one, in a _Entry's follows
+
+
+def _union(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return None if a is None or b is None else a | b
 
 
 class _EntryCompiler:
@@ -184,6 +194,42 @@ class _EntryCompiler:
             raise ValueError(f"risk lexicon: empty alternative in {alt!r}")
         return re.escape(text), text.split(" ")[0], False
 
+    def _first_words(self, tokens: list[str]) -> frozenset[str] | None:
+        """The words a match of ``tokens`` (an entry after its first word) can
+        begin with, "|" or _END for a clause or text end; None: any, or none needed."""
+        if not tokens:
+            return None
+        token = tokens[0]
+        optional = token.endswith("?") and len(token) > 1
+        body = token[:-1] if optional else token
+        if body in ("...", "_", "#"):
+            return None
+        words: frozenset[str] | None = frozenset()
+        for alt in ["."] if body == "." else self.alternatives(body):
+            if alt == ".":
+                words = _union(words, frozenset({"|", _END}))
+                continue
+            _, first, is_prefix = self.alternative(alt)
+            words = None if is_prefix else _union(words, frozenset({first}))
+        if optional:
+            words = _union(words, self._first_words(tokens[1:]))
+        return words
+
+    def _follows(self, alt: str, rest: list[str]) -> frozenset[str] | None:
+        """The words that can come right after the first word of ``alt`` (an
+        alternative of an entry's first token), when ``rest`` follows ``alt``."""
+        if not alt.endswith("*"):
+            words = alt.split()
+            if len(words) > 1 and any(w in ("_", "#") for w in words):
+                second = words[1]
+                if second in ("_", "#") or second.endswith("*"):
+                    return None
+                return frozenset({self.alternative(second)[1]})
+            words = self.normalise(alt).split(" ")
+            if len(words) > 1:
+                return frozenset({words[1]})
+        return self._first_words(rest)
+
     def entry(self, group: str, entry: str) -> _Entry:
         tokens = _ENTRY_TOKEN.findall(entry)
         if not tokens or tokens[0] in ("...", ".", "_", "#") or tokens[0].endswith("?"):
@@ -218,12 +264,18 @@ class _EntryCompiler:
             else:
                 source += f"(?: {piece})?" if optional else f" {piece}"
         regex = re.compile(f"(?:{source})(?![a-z0-9])")
-        return _Entry(group, regex, frozenset(anchors), frozenset(prefixes))
+        follows: dict[str, frozenset[str] | None] = {}
+        for alt in self.alternatives(tokens[0]):
+            first = self.alternative(alt)[1]
+            after = self._follows(alt, tokens[1:])
+            follows[first] = _union(follows[first], after) if first in follows else after
+        return _Entry(group, regex, frozenset(anchors), frozenset(prefixes), follows)
 
 
-# The entries a word can start, and (for two or more) one regex that matches
-# where any of them does.
-_Candidates = tuple[re.Pattern[str] | None, tuple[_Entry, ...]]
+# The entries a word can start; (for two or more) one regex that matches where
+# any of them does; the words that can follow the word in any of their matches
+# (None: any).
+_Candidates = tuple[re.Pattern[str] | None, tuple[_Entry, ...], frozenset[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,10 +303,14 @@ class _Index:
         found = self.seen.get(token)
         if found is None:
             entries = self.exact.get(token, ())
+            follows: frozenset[str] | None = frozenset()
+            for entry in entries:
+                follows = _union(follows, entry.follows[token])
             for stem, entry in self.prefixes.get(token[:3], ()):
                 if token.startswith(stem):
                     entries = (*entries, entry)
-            found = (self._together(entries) if len(entries) > 1 else None, entries)
+                    follows = _union(follows, entry.follows[stem])
+            found = (self._together(entries) if len(entries) > 1 else None, entries, follows)
             if len(self.seen) > _SEEN_MAX:
                 self.seen.clear()
             self.seen[token] = found
@@ -271,12 +327,20 @@ class _Index:
         return regex
 
     def matches(self, text: str) -> Iterator[tuple[_Entry, re.Match[str]]]:
-        """Yield every entry matching at a word start of ``text``, in text order."""
+        """Yield every entry matching at a word start of ``text``, in text order.
+
+        A word's entries are not tried when the next word cannot follow it in
+        any of them (most words that start an entry, in most messages)."""
         pos = 0
         candidates = self.candidates
-        for token in text.split(" "):
-            anyone, entries = candidates(token)
-            if entries and (anyone is None or anyone.match(text, pos) is not None):
+        tokens = text.split(" ")
+        after = iter(tokens)
+        next(after)
+        for token in tokens:
+            following = next(after, _END)
+            anyone, entries, follows = candidates(token)
+            if entries and (follows is None or following in follows) and (
+                    anyone is None or anyone.match(text, pos) is not None):
                 for entry in entries:
                     m = entry.regex.match(text, pos)
                     if m is not None:

@@ -352,13 +352,7 @@ def test_the_quick_pre_checks_never_change_the_normalised_text(
     assert normalise(text) == _normalise_without_pre_checks(text)
 
 
-@settings(max_examples=2000, deadline=None)
-@given(st.lists(st.sampled_from(_ENTRY_WORDS + ["|", "not", "i", "dont"]), max_size=14),
-       st.sampled_from(sorted(risk._LEXICON.indexes, key=len)))
-def test_one_regex_per_word_finds_what_each_entry_finds(words: list[str],
-                                                        key: tuple[str, ...]) -> None:
-    """A word's combined regex lets through every entry match found one entry at a time."""
-    text = normalise(" ".join(words))
+def _assert_quick_matches_are_all_matches(text: str, key: tuple[str, ...]) -> None:
     index = risk._LEXICON.indexes[key]
     one_by_one, pos = [], 0
     for token in text.split(" "):
@@ -368,3 +362,25 @@ def test_one_regex_per_word_finds_what_each_entry_finds(words: list[str],
                 one_by_one.append((entry, m.span()))
         pos += len(token) + 1
     assert [(e, m.span()) for e, m in index.matches(text)] == one_by_one
+
+
+_KEYS = sorted(risk._LEXICON.indexes, key=len)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_ENTRY_WORDS + ["|", "not", "i", "dont", "."]), max_size=14),
+       st.sampled_from(_KEYS), st.sampled_from([e.text for e in EXAMPLES] + [""]))
+def test_one_regex_per_word_and_the_next_word_test_miss_no_match(
+        words: list[str], key: tuple[str, ...], example: str) -> None:
+    """Trying a word's entries together, and only when the next word can follow,
+    finds every match that trying each entry at every word finds."""
+    cut = len(words) // 2
+    text = normalise(" ".join([*words[:cut], example, *words[cut:]]))
+    _assert_quick_matches_are_all_matches(text, key)
+
+
+def test_the_quick_matching_misses_nothing_on_the_labelled_set() -> None:
+    """The same, on every labelled example, in every language set."""
+    for example in EXAMPLES:
+        for key in _KEYS:
+            _assert_quick_matches_are_all_matches(normalise(example.text), key)
