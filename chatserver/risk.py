@@ -26,13 +26,14 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
 
 Level = Literal["normal", "elevated", "crisis"]
 LEVELS: tuple[Level, ...] = ("normal", "elevated", "crisis")
 MAX_CHARS = 10_000
+_SEEN_MAX = 50_000  # words remembered (normalised, and the entries they start)
 
 _GROUPS = (
     "hyperbole", "intent", "urgent", "overdose", "plan", "preparation", "veiled", "passive",
@@ -79,6 +80,18 @@ _UNICODE_MARKS: dict[int, str | None] = {
 
 def _fold(text: str, emoji: Mapping[int, str | None]) -> str:
     """Lowercase, map emoji to words, strip accents and punctuation, squeeze letters."""
+    return _squeeze(_fold_characters(text, emoji))
+
+
+def _squeeze(t: str) -> str:
+    for double, single in _DOUBLES:  # "killlll" -> "kil": faster than a regex here
+        while double in t:
+            t = t.replace(double, single)
+    return t
+
+
+def _fold_characters(text: str, emoji: Mapping[int, str | None]) -> str:
+    """_fold without the squeezing of letters (done word by word by the normaliser)."""
     t = text.lower()
     if not t.isascii():
         t = unicodedata.normalize("NFKD", t.translate(emoji))
@@ -86,11 +99,7 @@ def _fold(text: str, emoji: Mapping[int, str | None]) -> str:
     if _HAS_DIGIT.search(t):
         t = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), t)
         t = _KILOMETRES.sub(r"\1 km", _DOSE.sub(r" \1 mg ", t))
-    t = t.encode("ascii").translate(_ASCII, _DROPPED).decode("ascii").replace("|", " | ")
-    for double, single in _DOUBLES:  # "killlll" -> "kil": faster than a regex here
-        while double in t:
-            t = t.replace(double, single)
-    return t
+    return t.encode("ascii").translate(_ASCII, _DROPPED).decode("ascii").replace("|", " | ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +108,27 @@ class _Normaliser:
     words: Mapping[str, str]
     phrases: tuple[tuple[str, str], ...]  # (" two words ", " one ")
 
-    firsts: frozenset[str] = frozenset()  # the first word of every phrase
+    # The first word of every phrase, and every words-table value holding one.
+    firsts: frozenset[str] = frozenset()
+    # Each word met, squeezed and through the words table: a dict lookup a word
+    # instead of 26 substring searches a message (what _fold's squeeze costs).
+    known: dict[str, str] = field(default_factory=dict)
+
+    def _word(self, word: str) -> str:
+        squeezed = _squeeze(word)
+        mapped = self.words.get(squeezed, squeezed)
+        if len(self.known) > _SEEN_MAX:
+            self.known.clear()
+        self.known[word] = mapped
+        return mapped
 
     def __call__(self, text: str) -> str:
-        tokens = _fold(text, self.emoji).split()
-        if self.words.keys().isdisjoint(tokens):
-            t = " " + " ".join(tokens) + " "
-        else:
-            get = self.words.get
-            t = " " + " ".join([get(w, w) for w in tokens]) + " "
-            tokens = t.split()
-        # No phrase can match while none of their first words is a token, and
+        known = self.known
+        words = [known.get(w) or self._word(w) for w in _fold_characters(text, self.emoji).split()]
+        t = " " + " ".join(words) + " "
+        # No phrase can match while none of their first words is a word of t, and
         # then none is ever replaced: the loop (a substring search per phrase) is skipped.
-        if not self.firsts.isdisjoint(tokens):
+        if not self.firsts.isdisjoint(words):
             for words, joined in self.phrases:
                 while words in t:
                     t = t.replace(words, joined)
@@ -129,14 +146,15 @@ def _make_normaliser(table: dict[str, Any]) -> _Normaliser:
     for pair, joined in phrases:
         if pair in joined:  # would never stop replacing
             raise ValueError(f"risk lexicon: phrase {pair.strip()!r} maps onto itself")
-    return _Normaliser(emoji, words, phrases, frozenset(p.split()[0] for p, _ in phrases))
+    firsts = frozenset(p.split()[0] for p, _ in phrases)
+    firsts |= {v for v in words.values() if not firsts.isdisjoint(v.split())}
+    return _Normaliser(emoji, words, phrases, firsts)
 
 
 # -- entries -----------------------------------------------------------------
 
 _ENTRY_TOKEN = re.compile(r"\([^)]*\)\??|\S+")
 _ANY_WORD = "[^ |]+"
-_SEEN_MAX = 50_000
 _COUNT = r"[1-9][0-9]+\b(?! (?:mg|mcg|ml|g)\b)"
 
 

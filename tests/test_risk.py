@@ -326,7 +326,9 @@ _ENTRY_WORDS = sorted({
 } | {w for words in _LEXICON_DATA["words"].values() for w in " ".join(words).split()})
 _NORMALISE_PIECES = sorted(
     set(_TABLES["words"]) | {w for p in _TABLES["phrases"] for w in p.split()}
-    | set(_TABLES.get("emoji", {})) | {"kill", "myself", "not", "2", "I", "AM", "don't", ".", "!"}
+    | set(_TABLES.get("emoji", {}))
+    | {"kill", "myself", "not", "2", "I", "AM", "don't", ".", "!", "killlll", "mysellf", "sooo",
+       "kmss", "wannna", "nooot", "iii", "aa", "dooo"}
 )
 
 
