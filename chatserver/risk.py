@@ -124,11 +124,11 @@ class _Normaliser:
 
     def __call__(self, text: str) -> str:
         known = self.known
-        words = [known.get(w) or self._word(w) for w in _fold_characters(text, self.emoji).split()]
-        t = " " + " ".join(words) + " "
+        mapped = [known.get(w) or self._word(w) for w in _fold_characters(text, self.emoji).split()]
+        t = " " + " ".join(mapped) + " "
         # No phrase can match while none of their first words is a word of t, and
         # then none is ever replaced: the loop (a substring search per phrase) is skipped.
-        if not self.firsts.isdisjoint(words):
+        if not self.firsts.isdisjoint(mapped):
             for words, joined in self.phrases:
                 while words in t:
                     t = t.replace(words, joined)
