@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 ROOMS_GAP_S = 0.1  # a moderator's room list follows changes at most this often
 
+
 class Moderation:
     """The moderators' side of the node (``node.moderators``); made by the node."""
 
