@@ -318,15 +318,26 @@ class CrossNode:
         if seat.node is None:
             return  # a stale forward for a seat that lives here again
         frame = FRAMES[event["t"]](**event["f"])
-        self.node.spawn(self._act(seat, frame))
+        try:
+            done = self.node.handle_now(seat, frame)  # a message: no task for it
+        except FrameError as exc:
+            self.node.send(seat.id, exc.frame())
+            done = True
+        if done:
+            self._acted(seat)
+        else:
+            self.node.spawn(self._act(seat, frame))
 
     async def _act(self, seat: Seat, frame: protocol.Frame) -> None:
         try:
             await self.node.handle(seat, frame)
         except FrameError as exc:
             self.node.send(seat.id, exc.frame())
+        self._acted(seat)
+
+    def _acted(self, seat: Seat) -> None:
         if seat.node is not None and not seat.rooms:
-            self.node.seats.remove(seat)
+            self.node.seats.remove(seat)  # a ghost with no room here any more
 
     def _on_match(self, event: Event) -> None:
         seat, node, level, topic, language, note, since = event["ticket"]

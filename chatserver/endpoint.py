@@ -143,7 +143,8 @@ async def _read(receive: Receive, node: Node, conn: Connection, seat) -> None:  
             metrics.count_frame(kind)
             limits.check(kind, started)
             frame = protocol.parse_frame(obj, seat.role)
-            await node.handle(seat, frame)
+            if not node.handle_now(seat, frame):
+                await node.handle(seat, frame)
         except FrameError as exc:
             metrics.ERRORS.labels(str(exc.code)).inc()
             if exc.ref is None and isinstance(kind, str) and kind in metrics.KNOWN_TYPES:

@@ -64,12 +64,16 @@ class Node:
         self.talk = Talk(self)
         self.moderation = Moderation(self)
         # Straight to the parts' bound methods: no hop on the way to a message's broadcast.
+        # A message and typing never wait for anything: they are handled by a plain
+        # call, with no coroutine (and, from another node, no task) made for them.
+        self.handlers_now: dict[type, Callable[[Seat, Any], None]] = {
+            protocol.Message: self.talk.message,
+            protocol.Typing: self.talk.typing,
+        }
         self.handlers: dict[type, Callable[[Seat, Any], Awaitable[None]]] = {
             protocol.Request: self.pairing.request,
             protocol.Cancel: self.pairing.cancel,
             protocol.Shift: self.pairing.shift,
-            protocol.Message: self.talk.message,
-            protocol.Typing: self.talk.typing,
             protocol.Leave: self.talk.leave,
             protocol.Escalate: self.talk.escalate,
             protocol.Rooms: self.moderation.rooms,
@@ -283,7 +287,20 @@ class Node:
 
     # -- dispatch ----------------------------------------------------------------
 
+    def handle_now(self, seat: Seat, frame: protocol.Frame) -> bool:
+        """Handle ``frame`` at once if its handler never awaits (raising what it
+        raises); False, having done nothing, if :meth:`handle` must."""
+        now = self.handlers_now.get(type(frame))
+        if now is None:
+            return False
+        if seat.node is None and self.cross.forward(seat, frame):
+            return True  # the room lives on another node
+        now(seat, frame)
+        return True
+
     async def handle(self, seat: Seat, frame: protocol.Frame) -> None:
+        if self.handle_now(seat, frame):
+            return
         if seat.node is None and self.cross.forward(seat, frame):
             return  # the room lives on another node
         await self.handlers[type(frame)](seat, frame)

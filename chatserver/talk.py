@@ -53,7 +53,7 @@ class Talk:
         self._to_score: list[tuple[Room, Seat, str]] = []  # seeker messages to score
         self._score_timer: asyncio.TimerHandle | None = None
 
-    async def message(self, seat: Seat, frame: protocol.Message) -> None:
+    def message(self, seat: Seat, frame: protocol.Message) -> None:
         node = self.node
         room, member = node.room_of(seat, frame.room)
         if member.mode == "watching":
@@ -119,7 +119,7 @@ class Talk:
                 await node.pairing.update_hold(target)
         node.moderation.rooms_changed()
 
-    async def typing(self, seat: Seat, frame: protocol.Typing) -> None:
+    def typing(self, seat: Seat, frame: protocol.Typing) -> None:
         room, member = self.node.room_of(seat, frame.room)
         if member.mode == "watching":
             return
