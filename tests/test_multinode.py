@@ -374,6 +374,63 @@ async def test_killed_node_rooms_end_or_resume_elsewhere(
         await c.close()
 
 
+async def test_a_room_on_one_node_sends_redis_nothing_per_message(
+        make_server: Callable[..., Server]) -> None:
+    """With --redis, a hundred messages in a room whose members share a node cause no
+    Redis command: what Redis sees meanwhile is the node's heartbeat script alone."""
+    r = RedisServer().start()
+    try:
+        node = make_server("--redis", r.url, "--node-id", "q1", "--rate", "1000/1")
+        await _no_command_per_message(node, r)
+    finally:
+        r.stop()
+
+
+async def _no_command_per_message(node: Server, r: RedisServer) -> None:
+    lst, s, room = await pair(node, node)
+    await asyncio.sleep(0.5)  # the seat records of the match are written by now
+    admin = aioredis.Redis.from_url(r.url)
+    seen: list[dict[str, Any]] = []
+
+    async def watch() -> None:
+        async with admin.monitor() as m:
+            async for command in m.listen():
+                seen.append(command)
+
+    probe = aioredis.Redis.from_url(r.url)
+
+    async def probed(mark: str) -> list[int]:
+        """Send a command until the monitor shows it; where it shows in ``seen``."""
+        async def sent_and_seen() -> bool:
+            await probe.echo(mark)
+            await asyncio.sleep(0.05)
+            return any(mark in c["command"] for c in seen)
+
+        await eventually(sent_and_seen, what="the monitor")
+        return [i for i, c in enumerate(seen) if mark in c["command"]]
+
+    watcher = asyncio.create_task(watch())
+    try:
+        started = (await probed("probe-before"))[-1] + 1
+        for k in range(50):
+            for speaker, other in ((s, lst), (lst, s)):
+                await say(speaker, room, f"message {k}")
+                await other.expect("message")
+                await speaker.expect("message")  # the echo: every member gets a message
+        await asyncio.sleep(0.2)  # anything the messages caused has been sent by now
+        ended = (await probed("probe-after"))[0]
+        during = [c for c in seen[started:ended] if c.get("client_address") != "lua"]
+    finally:
+        watcher.cancel()
+        await probe.aclose()
+        await admin.aclose()
+        await s.close()
+        await lst.close()
+    names = [c["command"].split(" ")[0].upper() for c in during]
+    assert [n for n in names if n != "EVALSHA"] == [], names
+    assert names.count("EVALSHA") <= 2  # the heartbeat, every 3 s
+
+
 async def test_redis_holds_no_text_and_no_key_without_ttl(redis_server: RedisServer) -> None:
     """After the tests above, no key lacks a TTL and no value holds any chatted text."""
     admin = aioredis.Redis.from_url(redis_server.url)
