@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from procs import Pinned, PinnedRedis, pin_self, raise_nofile
+from procs import Pinned, PinnedRedis, core_contention, pin_self, raise_nofile
 from relay import Recorder, Rooms, floor_rooms, hearth_rooms, measure, ms, percentile
 from scenarios import cross_node, idle, matching_direct, matching_server, slow_reader
 
@@ -172,7 +172,8 @@ async def run(plan: Plan, only: set[str] | None) -> list[dict[str, Any]]:
     pinned = pin_self()
     emit(results, "machine", date=time.strftime("%Y-%m-%d %H:%M:%S %z"), cpus=os.cpu_count(),
          pinned=pinned, nofile=nofile, loadavg=os.getloadavg(), plan=asdict(plan),
-         python=sys.version.split()[0])
+         python=sys.version.split()[0],
+         core_contention=core_contention(2 if plan.match_s < 1 else 8))
 
     def want(name: str) -> bool:
         return only is None or name in only

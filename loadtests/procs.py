@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +24,7 @@ if str(ROOT) not in sys.path:
 from tests.support.procs import RedisServer, Server, free_port, wait_until  # noqa: E402
 
 __all__ = ["Pinned", "PinnedRedis", "free_port", "wait_until", "cpu_seconds", "rss_bytes",
-           "pin_self", "raise_nofile", "SERVER_CPU", "LOAD_CPU"]
+           "pin_self", "raise_nofile", "core_contention", "SERVER_CPU", "LOAD_CPU"]
 
 SERVER_CPU = 0
 LOAD_CPU = 1
@@ -114,3 +116,35 @@ def raise_nofile(want: int = 65536) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def core_contention(pairs: int = 8, steps: int = 2_000_000) -> float | None:
+    """How much a busy Python loop on the load core slows the same loop on the
+    server core: 1.0 when the cores are independent, more when they share a
+    physical core or a frequency budget (then the load slows the server, Hearth
+    and floor alike, and pinning does not isolate them). The ratio of the
+    medians of ``pairs`` alternated timings (a single pair is at the mercy of the
+    host's noise). None without taskset."""
+    if not HAS_TASKSET:
+        return None
+    work = f"import time\nt = time.perf_counter()\nfor _ in range({steps}): pass\n" \
+           "print(time.perf_counter() - t)"
+
+    def timed() -> float:
+        out = subprocess.run([*_pin_prefix(SERVER_CPU), sys.executable, "-c", work],
+                             capture_output=True, text=True, check=True, timeout=60)
+        return float(out.stdout)
+
+    alone: list[float] = []
+    loaded: list[float] = []
+    for _ in range(pairs):
+        alone.append(timed())
+        busy = subprocess.Popen([*_pin_prefix(LOAD_CPU), sys.executable, "-c",
+                                 "while True: pass"])
+        try:
+            time.sleep(0.3)  # until the busy loop runs (the interpreter's start-up)
+            loaded.append(timed())
+        finally:
+            busy.kill()
+            busy.wait()
+    return round(statistics.median(loaded) / statistics.median(alone), 2)

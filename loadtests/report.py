@@ -125,5 +125,10 @@ def render(results: list[dict[str, Any]]) -> str:
     title = ""
     if machine:
         title = (f"Hearth bench {machine['date']}, {machine['cpus']} CPUs, pinned="
-                 f"{machine['pinned']}, loadavg at start {machine['loadavg'][0]:.2f}\n\n")
+                 f"{machine['pinned']}, loadavg at start {machine['loadavg'][0]:.2f}")
+        contention = machine.get("core_contention")
+        if contention:
+            title += (f", a busy loop on the load core slows the server core "
+                      f"{contention:.2f}x")
+        title += "\n\n"
     return title + "\n".join([line(head), sep, *(line(r) for r in body)])
