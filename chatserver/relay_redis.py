@@ -23,11 +23,21 @@ round trip, and a busy node pays one Redis command per channel per flush
 instead of one per event. Flushes are at most ``FLUSH_GAP_S`` apart: an event
 after a quiet spell goes out at once, one during a burst waits at most that
 long (docs/performance.md). Readers take either form.
+
+Pub/sub forgets what nobody hears, so an inbox event is not given up when its
+node's subscriber is away (PUBLISH answers that it reached no one: the node is
+resubscribing after a Redis restart or a network cut) or when Redis cannot be
+reached: its channel is *held*, published again every ``HOLD_RETRY_S`` with
+the events that came after it, in order, until it is heard, and dropped with a
+warning after ``HOLD_S`` (then the node is gone, and its presence has lapsed
+too). Broadcast events are held only while Redis is unreachable: every node
+hears its own broadcasts, so PUBLISH cannot say whether the others did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -35,7 +45,7 @@ import msgpack
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from matching.redis import ONE_RETRY_ON_RECONNECT, subscribe_forever
+from matching.redis import NODE_TTL_S, ONE_RETRY_ON_RECONNECT, subscribe_forever
 
 from .relay import Event, OnEvent, Relay, RelayError, cancel_quietly
 
@@ -47,6 +57,8 @@ _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSE
 FLUSH_GAP_S = 0.005  # at most one flush per this many seconds; see the module docstring
 _BACKLOG = 100_000  # events waiting for Redis before new ones are dropped
 _RETRY_S = 0.05  # pause before publishing a failed batch once more
+HOLD_RETRY_S = 0.1  # a held channel is published again this often
+HOLD_S = float(NODE_TTL_S)  # a channel held this long is dropped: its node is gone
 
 
 def inbox(node: str) -> str:
@@ -65,6 +77,7 @@ class RedisRelay(Relay):
         self._redis = Redis(connection_pool=pool)
         self._on_event: OnEvent = lambda event: None
         self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
+        self._held: dict[str, tuple[float, list[Event]]] = {}  # channel -> (since, events)
         self._backlog = 0
         self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
         self._healthy = True
@@ -116,39 +129,74 @@ class RedisRelay(Relay):
         while True:
             if not self._pending:
                 self._wakeup = loop.create_future()
-                await self._wakeup
-                continue
+                if not self._held:
+                    await self._wakeup
+                    continue
+                # Held channels are tried again after a pause, or with the next event.
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wakeup, last + HOLD_RETRY_S - loop.time())
+                self._wakeup = None
+                if not self._pending and loop.time() < last + HOLD_RETRY_S:
+                    continue
             wait = last + FLUSH_GAP_S - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)  # a burst: let it gather into one flush
-            pending, self._pending, self._backlog = self._pending, {}, 0
+            pending, self._pending = self._pending, {}
+            for channel, (_, events) in self._held.items():  # the held go first, in order
+                pending[channel] = events + pending.get(channel, [])
             last = loop.time()
-            batch = [(channel, msgpack.packb(events[0] if len(events) == 1 else events,
-                                             use_bin_type=True))
-                     for channel, events in pending.items()]
+            channels = list(pending)
+            batch = [(channel, msgpack.packb(pending[channel][0] if len(pending[channel]) == 1
+                                             else pending[channel], use_bin_type=True))
+                     for channel in channels]
             try:
-                await self._publish(batch)
+                unheard = self._unheard(channels, await self._publish_twice(batch))
             except _UNREACHABLE:
-                # After a Redis restart the pool's first connection is dead; a publish
-                # that failed on it sent nothing, so it is sent once more on a new one.
-                await asyncio.sleep(_RETRY_S)
-                try:
-                    await self._publish(batch)
-                except _UNREACHABLE:
-                    self._healthy = False
-                    log.warning("redis unreachable; %d cross-node events lost",
-                                sum(len(events) for events in pending.values()))
-                except Exception as exc:  # the kind only: details may hold personal data
-                    log.error("relay writer failed: %s", type(exc).__name__)
+                if self._healthy:
+                    log.warning("redis unreachable; holding cross-node events for up to %.0f s",
+                                HOLD_S)
+                self._healthy = False
+                unheard = channels
             except Exception as exc:  # the kind only: details may hold personal data
                 log.error("relay writer failed: %s", type(exc).__name__)
+                unheard = []
+            self._hold(pending, unheard, loop.time())
 
-    async def _publish(self, batch: list[tuple[str, bytes]]) -> None:
+    async def _publish_twice(self, batch: list[tuple[str, bytes]]) -> list[int]:
+        try:
+            return await self._publish(batch)
+        except _UNREACHABLE:
+            # After a Redis restart the pool's first connection is dead; a publish
+            # that failed on it sent nothing, so it is sent once more on a new one.
+            await asyncio.sleep(_RETRY_S)
+            return await self._publish(batch)
+
+    @staticmethod
+    def _unheard(channels: list[str], heard: list[int]) -> list[str]:
+        """The inboxes a publish reached no subscriber of."""
+        return [c for c, n in zip(channels, heard, strict=True) if n == 0 and c != BROADCAST]
+
+    def _hold(self, pending: dict[str, list[Event]], unheard: list[str], now: float) -> None:
+        """Keep the unheard channels' events for the next try; drop those held too long."""
+        held: dict[str, tuple[float, list[Event]]] = {}
+        for channel in unheard:
+            since = self._held[channel][0] if channel in self._held else now
+            if now - since < HOLD_S:
+                held[channel] = (since, pending[channel])
+            else:
+                log.warning("%d cross-node events dropped: nobody read %s for %.0f s",
+                            len(pending[channel]), channel, now - since)
+        self._held = held
+        self._backlog = sum(len(events) for _, events in held.values())
+
+    async def _publish(self, batch: list[tuple[str, bytes]]) -> list[int]:
+        """Publish each channel's events; how many subscribers heard each."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for channel, data in batch:
                 pipe.publish(channel, data)
-            await pipe.execute()
+            heard = await pipe.execute()
         self._healthy = True
+        return [int(n) for n in heard]
 
     async def _reader(self) -> None:
         """Deliver inbox and broadcast events; reconnect with backoff forever."""

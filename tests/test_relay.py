@@ -9,6 +9,7 @@ import msgpack
 import pytest
 import redis.asyncio as aioredis
 
+from chatserver import relay_redis
 from chatserver.relay import open_relay, pack_frame, unpack_frame
 from tests.support.procs import RedisServer
 
@@ -76,3 +77,62 @@ async def test_redis_relay_orders_events_and_keeps_a_seat_directory(
         await a.close()
         await b.close()
         await admin.aclose()
+
+
+async def _until(test: Any, timeout: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not test():
+        assert loop.time() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.redis
+async def test_redis_relay_holds_an_inbox_until_its_node_listens(
+        redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pub/sub forgets what nobody hears: events to a node whose subscriber is away
+    (resubscribing after a restart) wait and arrive in order once it listens; a
+    node that never listens has its events dropped after HOLD_S, memory freed."""
+    monkeypatch.setattr(relay_redis, "HOLD_S", 1.5)
+    a = open_relay(redis_server.url, "ha")
+    b = open_relay(redis_server.url, "hb")
+    got: list[dict[str, Any]] = []
+    await a.start(lambda e: None)
+    try:
+        for i in range(5):
+            a.post("hb", {"k": "out", "i": i})
+            a.post("nobody", {"k": "out", "i": i})
+        await asyncio.sleep(0.5)  # published and unheard several times by now
+        await b.start(got.append)
+        a.post("hb", {"k": "out", "i": 5})
+        await _until(lambda: len([e for e in got if e["k"] == "out"]) == 6, 5, "held events")
+        assert [e["i"] for e in got if e["k"] == "out"] == list(range(6))
+        assert isinstance(a, relay_redis.RedisRelay)
+        await _until(lambda: a._held == {} and a._backlog == 0, 5, "the unheard inbox dropped")
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.redis
+async def test_redis_relay_holds_events_through_a_redis_restart() -> None:
+    """Events posted while Redis is down are published when it is back, in order."""
+    r = RedisServer().start()
+    a, b = open_relay(r.url, "ra"), open_relay(r.url, "rb")
+    got: list[dict[str, Any]] = []
+    try:
+        await a.start(lambda e: None)
+        await b.start(got.append)
+        await _until(lambda: any(e["k"] == "reconnected" for e in got), 5, "b subscribed")
+        r.stop()
+        for i in range(3):
+            a.post("rb", {"k": "out", "i": i})
+        await _until(lambda: not a.healthy, 5, "the relay to notice")
+        r.start()  # the same port, empty
+        await _until(lambda: len([e for e in got if e["k"] == "out"]) == 3, 8, "held events")
+        assert [e["i"] for e in got if e["k"] == "out"] == [0, 1, 2]
+        assert a.healthy
+    finally:
+        await a.close()
+        await b.close()
+        r.stop()
