@@ -182,13 +182,25 @@ def _replace(match: re.Match[str]) -> str:
     return NOTICE
 
 
-def _mask_once(text: str) -> str:
+# The patterns ignore case as re does, where "i" also matches "İ" and "ı" and "s"
+# matches "ſ", none of which lowercases to an ASCII letter ("İ" becomes "i" and a
+# combining dot): the quick tests see them folded, so that they never say no
+# where a pattern would match ("ınstagram.com").
+_RE_FOLDS = {0x131: "i", 0x17F: "s", 0x307: None}
+
+
+def _lower(text: str) -> str:
     low = text.lower()
+    return low if low.isascii() else low.translate(_RE_FOLDS)
+
+
+def _mask_once(text: str) -> str:
+    low = _lower(text)
     for wanted, pattern in _KINDS:
         if wanted(low):
             masked = pattern.sub(_replace, text)
             if masked != text:
-                text, low = masked, masked.lower()
+                text, low = masked, _lower(masked)
     return text
 
 

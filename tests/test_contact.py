@@ -93,6 +93,12 @@ def test_generated_phone_numbers_are_masked(
     assert number not in masked
 
 
+@pytest.mark.parametrize("text", ["ınstagram.com/ana", "ſnapchat.com/add/ana", "İnsta: ana_b"])
+def test_letters_that_match_only_ignoring_case_are_masked(text: str) -> None:
+    """"ı" and "İ" match "i", "ſ" matches "s" for the patterns: the quick tests agree."""
+    assert mask_contacts(f"see {text} ok") == (f"see {NOTICE} ok", True)
+
+
 @pytest.mark.parametrize("text", ["ana\nat gmail.com", "ana at\tgmail dot com",
                                   "ana(at )gmail.com", "ana\tarroba\tgmail punto com"])
 def test_spelled_out_at_with_any_whitespace_is_masked(text: str) -> None:
@@ -118,7 +124,7 @@ def test_generated_email_addresses_are_masked(user: str, domain: str) -> None:
 _PIECES = ["at", "dot", "punto", "arroba", ".", " . ", "(at)", "[dot]", "{at}", "(dot)", "]",
            "@", "#1234", "com", "es", "me", "co", "org", "gmail", "ana_b", "insta", "ig", "snap",
            "discord", "t.me/x", "wa.me", "my", "is", ":", "555-1234", "+34 600 123 456", "\n",
-           "İ", "é", "COM", "Dot", "AT", "Insta", "\t", "(", ")", "["]
+           "İ", "é", "COM", "Dot", "AT", "Insta", "\t", "(", ")", "[", "ı", "ſ", "ınsta", "ſnap"]
 
 
 def _mask_without_pre_checks(text: str) -> tuple[str, bool]:
