@@ -61,6 +61,30 @@ HOLD_RETRY_S = 0.1  # a held channel is published again this often
 HOLD_S = float(NODE_TTL_S)  # a channel held this long is dropped: its node is gone
 
 
+_ARRAY = msgpack.Packer()
+
+
+def _pack(events: list[Event]) -> bytes:
+    """One channel's events as one payload: a lone event as a map, else an array."""
+    payload: bytes = msgpack.packb(events[0] if len(events) == 1 else events, use_bin_type=True)
+    return payload
+
+
+def _body(n: int, payload: bytes) -> bytes:
+    """The packed events of a payload of ``n``, without the array's header."""
+    if n == 1:
+        return payload
+    return payload[1 if n < 16 else 3 if n < 65536 else 5:]
+
+
+def _join(first: tuple[int, bytes], then: tuple[int, bytes] | None) -> tuple[int, bytes]:
+    """The payload of ``first``'s events followed by ``then``'s, without unpacking."""
+    if then is None:
+        return first
+    n = first[0] + then[0]
+    return n, _ARRAY.pack_array_header(n) + _body(*first) + _body(*then)
+
+
 def inbox(node: str) -> str:
     return f"hearth:inbox:{node}"
 
@@ -77,7 +101,8 @@ class RedisRelay(Relay):
         self._redis = Redis(connection_pool=pool)
         self._on_event: OnEvent = lambda event: None
         self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
-        self._held: dict[str, tuple[float, list[Event]]] = {}  # channel -> (since, events)
+        # channel -> (since, events, payload): held inboxes, packed once, not per retry
+        self._held: dict[str, tuple[float, int, bytes]] = {}
         self._backlog = 0
         self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
         self._healthy = True
@@ -142,15 +167,14 @@ class RedisRelay(Relay):
             if wait > 0:
                 await asyncio.sleep(wait)  # a burst: let it gather into one flush
             pending, self._pending = self._pending, {}
-            for channel, (_, events) in self._held.items():  # the held go first, in order
-                pending[channel] = events + pending.get(channel, [])
             last = loop.time()
-            channels = list(pending)
-            batch = [(channel, msgpack.packb(pending[channel][0] if len(pending[channel]) == 1
-                                             else pending[channel], use_bin_type=True))
-                     for channel in channels]
+            batch = {channel: (len(events), _pack(events)) for channel, events in pending.items()}
+            for channel, (_, n, payload) in self._held.items():  # the held go first, in order
+                batch[channel] = _join((n, payload), batch.get(channel))
+            channels = list(batch)
             try:
-                unheard = self._unheard(channels, await self._publish_twice(batch))
+                heard = await self._publish_twice([(c, batch[c][1]) for c in channels])
+                unheard = self._unheard(channels, heard)
             except _UNREACHABLE:
                 if self._healthy:
                     log.warning("redis unreachable; holding cross-node events for up to %.0f s",
@@ -160,7 +184,7 @@ class RedisRelay(Relay):
             except Exception as exc:  # the kind only: details may hold personal data
                 log.error("relay writer failed: %s", type(exc).__name__)
                 unheard = []
-            self._hold(pending, unheard, loop.time())
+            self._hold(batch, unheard, loop.time())
 
     async def _publish_twice(self, batch: list[tuple[str, bytes]]) -> list[int]:
         try:
@@ -176,18 +200,21 @@ class RedisRelay(Relay):
         """The inboxes a publish reached no subscriber of."""
         return [c for c, n in zip(channels, heard, strict=True) if n == 0 and c != BROADCAST]
 
-    def _hold(self, pending: dict[str, list[Event]], unheard: list[str], now: float) -> None:
+    def _hold(self, batch: dict[str, tuple[int, bytes]], unheard: list[str], now: float) -> None:
         """Keep the unheard channels' events for the next try; drop those held too long."""
-        held: dict[str, tuple[float, list[Event]]] = {}
+        held: dict[str, tuple[float, int, bytes]] = {}
         for channel in unheard:
+            n, payload = batch[channel]
             since = self._held[channel][0] if channel in self._held else now
             if now - since < HOLD_S:
-                held[channel] = (since, pending[channel])
+                held[channel] = (since, n, payload)
             else:
                 log.warning("%d cross-node events dropped: nobody read %s for %.0f s",
-                            len(pending[channel]), channel, now - since)
+                            n, channel, now - since)
         self._held = held
-        self._backlog = sum(len(events) for _, events in held.values())
+        # What waits now: the held, and what was posted while the batch was out.
+        self._backlog = (sum(n for _, n, _ in held.values())
+                         + sum(len(events) for events in self._pending.values()))
 
     async def _publish(self, batch: list[tuple[str, bytes]]) -> list[int]:
         """Publish each channel's events; how many subscribers heard each."""

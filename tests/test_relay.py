@@ -136,3 +136,15 @@ async def test_redis_relay_holds_events_through_a_redis_restart() -> None:
         await a.close()
         await b.close()
         r.stop()
+
+
+@pytest.mark.parametrize("first,then", [(1, 1), (1, 15), (2, 14), (15, 1), (16, 1), (3, 65533),
+                                        (65535, 1), (65536, 2)])
+def test_held_payloads_join_without_unpacking(first: int, then: int) -> None:
+    """A held channel's payload and the next events' join into one payload that reads
+    as all the events in order, across the array header's three sizes."""
+    a = [{"k": "a", "i": i} for i in range(first)]
+    b = [{"k": "b", "i": i} for i in range(then)]
+    n, payload = relay_redis._join((first, relay_redis._pack(a)), (then, relay_redis._pack(b)))
+    assert n == first + then
+    assert msgpack.unpackb(payload, raw=False) == a + b
