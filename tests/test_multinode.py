@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from tests.support.client import Client, listener, moderator, seeker
 from tests.support.procs import RedisServer, Server
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -27,20 +28,6 @@ def said(text: str) -> str:
 
 async def say(c: Client, room: str, text: str, cid: str = "c") -> None:
     await c.send({"type": "message", "room": room, "text": said(text), "id": cid})
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 Cluster = list[Server]

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from chatserver import relay_redis
 from chatserver.relay import open_relay, pack_frame, unpack_frame
 from tests.support.procs import RedisServer
+from tests.support.wait import eventually
 
 
 async def test_memory_relay_delivers_only_to_itself() -> None:
@@ -79,14 +80,6 @@ async def test_redis_relay_orders_events_and_keeps_a_seat_directory(
         await admin.aclose()
 
 
-async def _until(test: Any, timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not test():
-        assert loop.time() < deadline, what
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.redis
 async def test_redis_relay_holds_an_inbox_until_its_node_listens(
         redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,10 +98,10 @@ async def test_redis_relay_holds_an_inbox_until_its_node_listens(
         await asyncio.sleep(0.5)  # published and unheard several times by now
         await b.start(got.append)
         a.post("hb", {"k": "out", "i": 5})
-        await _until(lambda: len([e for e in got if e["k"] == "out"]) == 6, 5, "held events")
+        await eventually(lambda: len([e for e in got if e["k"] == "out"]) == 6, 5, "held events")
         assert [e["i"] for e in got if e["k"] == "out"] == list(range(6))
         assert isinstance(a, relay_redis.RedisRelay)
-        await _until(lambda: a._held == {} and a._backlog == 0, 10, "the unheard inbox dropped")
+        await eventually(lambda: a._held == {} and a._backlog == 0, 10, "the unheard inbox dropped")
     finally:
         await a.close()
         await b.close()
@@ -123,13 +116,13 @@ async def test_redis_relay_holds_events_through_a_redis_restart() -> None:
     try:
         await a.start(lambda e: None)
         await b.start(got.append)
-        await _until(lambda: any(e["k"] == "reconnected" for e in got), 5, "b subscribed")
+        await eventually(lambda: any(e["k"] == "reconnected" for e in got), 5, "b subscribed")
         r.stop()
         for i in range(3):
             a.post("rb", {"k": "out", "i": i})
-        await _until(lambda: not a.healthy, 5, "the relay to notice")
+        await eventually(lambda: not a.healthy, 5, "the relay to notice")
         r.start()  # the same port, empty
-        await _until(lambda: len([e for e in got if e["k"] == "out"]) == 3, 8, "held events")
+        await eventually(lambda: len([e for e in got if e["k"] == "out"]) == 3, 8, "held events")
         assert [e["i"] for e in got if e["k"] == "out"] == [0, 1, 2]
         assert a.healthy
     finally:
