@@ -74,7 +74,7 @@ def _body(n: int, payload: bytes) -> bytes:
     """The packed events of a payload of ``n``, without the array's header."""
     if n == 1:
         return payload
-    return payload[1 if n < 16 else 3 if n < 65536 else 5:]
+    return payload[len(_ARRAY.pack_array_header(n)):]
 
 
 def _join(first: tuple[int, bytes], then: tuple[int, bytes] | None) -> tuple[int, bytes]:
@@ -101,7 +101,7 @@ class RedisRelay(Relay):
         self._redis = Redis(connection_pool=pool)
         self._on_event: OnEvent = lambda event: None
         self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
-        # channel -> (since, events, payload): held inboxes, packed once, not per retry
+        # channel -> (since, count, payload): held inboxes, packed once, not per retry
         self._held: dict[str, tuple[float, int, bytes]] = {}
         self._backlog = 0
         self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
