@@ -17,18 +17,18 @@ which a single Redis (not Redis Cluster) allows; see the data layout in
 from __future__ import annotations
 
 _PRELUDE = r"""
-local P = 'hearth:'
-local WAITING = P .. 'waiting'
-local AVAILABLE = P .. 'available'
-local LISTENERS = P .. 'listeners'
-local FREE = P .. 'free'
-local NODES = P .. 'nodes'
-local ROOMS = P .. 'rooms'
-local TIMES = P .. 'match_times'
-local ARRIVALS = P .. 'arrivals'
-local HEADS = P .. 'heads'
-local LORDER = P .. 'listener_order'
-local CHANNEL = P .. 'queue'
+local P = 'hearth:'  -- the names below are written out: Lua does not fold '..' of constants
+local WAITING = 'hearth:waiting'
+local AVAILABLE = 'hearth:available'
+local LISTENERS = 'hearth:listeners'
+local FREE = 'hearth:free'
+local NODES = 'hearth:nodes'
+local ROOMS = 'hearth:rooms'
+local TIMES = 'hearth:match_times'
+local ARRIVALS = 'hearth:arrivals'
+local HEADS = 'hearth:heads'
+local LORDER = 'hearth:listener_order'
+local CHANNEL = 'hearth:queue'
 local ME = ARGV[1]
 local NOW_S = ARGV[2]
 local NOW = tonumber(NOW_S)
@@ -53,7 +53,7 @@ if lapsed then
 end
 local function opt(s) if s == '' then return false end return string.sub(s, 3) end
 
-local alive_cache = {}
+local alive_cache = {[ME] = true}  -- the SET above: the caller's node is alive
 local function alive(node)
   local a = alive_cache[node]
   if a == nil then
@@ -97,21 +97,26 @@ end
 -- request reads only up to the first free fitting entry. The listener's hash keeps its
 -- current entry in 'fkey'. %.7f keeps distinct wall times distinct (a double near 1.7e9
 -- resolves ~2.4e-7 s).
-local function reindex(l)
+-- ... are more of the hash's fields, as name, value: they go in the same HSET as a new fkey.
+local function reindex(l, ...)
   local want = false
   if l.status == 'available' and l.rooms < l.capacity then
     want = string.format('%06d|%018.7f|%012d|', l.rooms, l.free_since, l.order) .. l.seat
   end
-  if l.fkey == want then return end
-  if l.fkey then redis.call('ZREM', FREE, l.fkey) end
-  if want then
-    redis.call('ZADD', FREE, 0, want)
-    touch(FREE)
-    redis.call('HSET', lkey(l.seat), 'fkey', want)
-  else
-    redis.call('HDEL', lkey(l.seat), 'fkey')
+  local fields = {...}
+  if l.fkey ~= want then
+    if l.fkey then redis.call('ZREM', FREE, l.fkey) end
+    if want then
+      redis.call('ZADD', FREE, 0, want)
+      touch(FREE)
+      fields[#fields + 1] = 'fkey'
+      fields[#fields + 1] = want
+    else
+      redis.call('HDEL', lkey(l.seat), 'fkey')
+    end
+    l.fkey = want
   end
-  l.fkey = want
+  if #fields > 0 then redis.call('HSET', lkey(l.seat), unpack(fields)) end
 end
 
 local function drop_listener(s)
@@ -148,8 +153,7 @@ end
 local function pair(t, l)
   local room = next_room()
   l.rooms = l.rooms + 1
-  redis.call('HSET', lkey(l.seat), 'rooms', int(l.rooms))
-  reindex(l)
+  reindex(l, 'rooms', int(l.rooms))
   redis.call('SADD', rkey(l.seat), room)
   touch(rkey(l.seat))
   redis.call('SET', P .. 'room:' .. room, l.seat, 'EX', TTL)
@@ -218,14 +222,16 @@ end
 REQUEST = _PRELUDE + r"""
 local seat = ARGV[5]
 room_prefix = ARGV[13]
-redis.call('ZREM', WAITING, seat)
-redis.call('DEL', tkey(seat))
+-- A seat asking again leaves its old place (a place without a ticket is stale anyway:
+-- skipped by fill and swept by the heartbeat).
+if redis.call('DEL', tkey(seat)) == 1 then redis.call('ZREM', WAITING, seat) end
 local t = {seat = seat, node = ARGV[6], risk = ARGV[7], topic = opt(ARGV[8]),
            language = opt(ARGV[9]), note = opt(ARGV[10]), since = ARGV[11]}
 local best = nil
-local start = 0
+local start, page = 0, 4  -- the first entry fits most often: a short first page, then 32
 while not best do  -- FREE is in order of fairness: the first free fitting one is the fairest
-  local batch = redis.call('ZRANGE', FREE, start, start + 31)
+  local batch = redis.call('ZRANGE', FREE, start, start + page - 1)
+  page = 32
   if #batch == 0 then break end
   local removed = 0
   for _, m in ipairs(batch) do
@@ -341,8 +347,7 @@ local l = load_listener(seat)
 if not l then return finish({}, {}) end
 l.rooms = math.max(0, l.rooms - 1)
 l.free_since = NOW
-redis.call('HSET', lkey(seat), 'rooms', int(l.rooms), 'free_since', NOW_S)
-reindex(l)
+reindex(l, 'rooms', int(l.rooms), 'free_since', NOW_S)
 changed = true
 return finish({}, fill(l))
 """
@@ -360,9 +365,8 @@ end
 touch(rkey(seat))
 touch(ROOMS)
 local n = redis.call('SCARD', rkey(seat))
-redis.call('HSET', lkey(seat), 'rooms', int(n))
 l.rooms = n
-reindex(l)
+reindex(l, 'rooms', int(n))
 changed = true
 return finish({}, {})
 """

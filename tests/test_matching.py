@@ -69,6 +69,29 @@ async def test_topics_and_languages_constrain_pairing(matcher: Matcher) -> None:
     assert [m.ticket.seat for m in anyone] == ["es"]
 
 
+async def test_a_request_looks_past_every_listener_that_does_not_fit(matcher: Matcher) -> None:
+    """40 listeners for another topic come first in fairness order (more than the Redis
+    script's first pages of 4 and 32): the seeker still gets the one that fits."""
+    for i in range(40):
+        await matcher.set_shift(shift(f"grief{i}", topics=("grief",)))
+    await matcher.set_shift(shift("anyone"))
+    matches = await matcher.request(ticket("s1", topic="work"))
+    assert [(m.ticket.seat, m.listener) for m in matches] == [("s1", "anyone")]
+
+
+async def test_a_seeker_asking_again_keeps_one_place(matcher: Matcher) -> None:
+    """A second request from a waiting seat replaces its place, it does not add one; then
+    a listener takes it once."""
+    await matcher.request(ticket("s1"))
+    await matcher.request(ticket("s2"))
+    await matcher.request(ticket("s1", topic="work"))
+    places = await matcher.places(["s1", "s2"])
+    assert (places["s2"].position, places["s1"].position, places["s1"].waiting) == (1, 2, 2)
+    matches = await matcher.set_shift(shift("l1", capacity=3))
+    assert [m.ticket.seat for m in matches] == ["s2", "s1"]
+    assert matches[1].ticket.topic == "work"
+
+
 async def test_capacity_is_never_exceeded(matcher: Matcher) -> None:
     """A listener of capacity 2 takes two seekers; the third waits."""
     await matcher.set_shift(shift("l1", capacity=2))
