@@ -20,7 +20,7 @@ check: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP) system-deps
-	$(BIN)/python loadtests/bench.py $(ARGS)
+	$(BIN)/python loadtests/bench.py --json build/bench/last.jsonl $(ARGS)
 
 loadtest: $(STAMP) system-deps
 	$(BIN)/python loadtests/run_locust.py $(ARGS)

@@ -30,6 +30,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from procs import Pinned, PinnedRedis, core_contention, pin_self, raise_nofile
@@ -244,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     if overrides:
         plan = Plan(**{**asdict(plan), **overrides})
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         open(args.json, "w").close()
         JSON_OUT.append(args.json)
     results = asyncio.run(run(plan, set(args.only) if args.only else None))
