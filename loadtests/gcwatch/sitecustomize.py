@@ -22,7 +22,7 @@ _DIR = os.environ.get("HEARTH_GCWATCH")
 
 if _DIR:
     os.makedirs(_DIR, exist_ok=True)
-    _log = open(os.path.join(_DIR, f"gc_{os.getpid()}.log"), "a", buffering=1)  # noqa: SIM115
+    _log = open(os.path.join(_DIR, f"gc_{os.getpid()}.log"), "a", buffering=1)
     _state = {"start": 0.0, "named": False}
 
     def _watch(phase: str, info: dict[str, Any]) -> None:
