@@ -63,6 +63,7 @@ class CrossNode:
         self.snapshots: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._orphans: dict[str, asyncio.TimerHandle] = {}  # room -> end timer (home gone)
         self._dirty: set[str] = set()
+        self._rewrite: set[str] = set()  # seats whose resume key is written again
         # One flush at a time: two in flight could land out of order on different Redis
         # connections and leave an older record (a listener without its new room).
         self._flush_lock = asyncio.Lock()
@@ -184,11 +185,23 @@ class CrossNode:
             for seat_id in dirty:
                 seat = self.node.seats.get(seat_id)
                 if seat is None or seat.node is not None:
+                    self._rewrite.discard(seat_id)
                     continue
+                # A record changes with every room and shift; the resume key (digest ->
+                # seat) only with a new token: it is written when the digest is new to
+                # the directory (and the spent token's key deleted), and on the resaves
+                # that refresh every key.
+                digest, saved = seat.resume_digest, seat.resume_saved
                 try:
-                    await self.relay.save_seat(seat.id, self.record(seat), seat.resume_digest)
+                    await self.relay.save_seat(
+                        seat.id, self.record(seat), digest,
+                        resume=digest != saved or seat.id in self._rewrite,
+                        spent=saved if saved and saved != digest else None)
                 except RelayError:
+                    self._rewrite.add(seat.id)  # unknown what was written: all again
                     return
+                seat.resume_saved = digest
+                self._rewrite.discard(seat.id)
 
     def record(self, seat: Seat) -> dict[str, Any]:
         rooms: dict[str, list[Any]] = {}
@@ -455,8 +468,7 @@ class CrossNode:
                     self.node.moderation.push_rooms()
             if now - last_save >= RESAVE_S:
                 last_save = now
-                for seat in self.node.seats.all():
-                    self.save(seat)
+                self.resave_all(announce=False)
 
     async def _check_nodes(self) -> None:
         seats = self.node.seats.all()
@@ -576,8 +588,12 @@ class CrossNode:
 
     # -- after the matcher lost its state -----------------------------------------------
 
-    def resave_all(self) -> None:
-        """Redis lost the seat directory too: write every local seat's record again."""
+    def resave_all(self, *, announce: bool = True) -> None:
+        """Write every local seat's record and resume key again: after Redis lost the
+        seat directory, and every RESAVE_S to refresh their TTLs."""
         for seat in self.node.seats.all():
+            if seat.node is None:
+                self._rewrite.add(seat.id)
             self.save(seat)
-        self.rooms_changed()
+        if announce:
+            self.rooms_changed()

@@ -80,9 +80,13 @@ class Relay(abc.ABC):
     # -- the seat directory: what another node needs to take a seat back ----------
 
     @abc.abstractmethod
-    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None) -> None:
+    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None, *,
+                        resume: bool = True, spent: str | None = None) -> None:
         """Record where a seat is and what rebuilds it; ``digest`` is its resume
-        token's SHA-256 (never the token). Best effort; raises RelayError."""
+        token's SHA-256 (never the token). ``resume`` False leaves the digest's own
+        key (digest -> seat) as an earlier save wrote it; ``spent`` is the digest of
+        the seat's previous token, whose key is deleted so that no node takes it.
+        Best effort; raises RelayError."""
 
     @abc.abstractmethod
     async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:
@@ -124,7 +128,8 @@ class MemoryRelay(Relay):
     async def alive(self, nodes: set[str]) -> set[str]:
         return {n for n in nodes if n == self.node_id}
 
-    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None) -> None:
+    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None, *,
+                        resume: bool = True, spent: str | None = None) -> None:
         return None
 
     async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:

@@ -258,13 +258,19 @@ class RedisRelay(Relay):
             raise RelayError("redis unreachable") from exc
         return {n for n, f in zip(ordered, flags, strict=True) if f}
 
-    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None) -> None:
+    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None, *,
+                        resume: bool = True, spent: str | None = None) -> None:
         data = msgpack.packb({**record, "node": self.node_id, "digest": digest},
                              use_bin_type=True)
         try:
+            if not (digest and resume) and not spent:  # the common case: one command
+                await self._redis.set(f"hearth:seat:{seat}", data, ex=self.seat_ttl_s)
+                return
             async with self._redis.pipeline(transaction=False) as pipe:
+                if spent:
+                    pipe.delete(f"hearth:resume:{spent}")
                 pipe.set(f"hearth:seat:{seat}", data, ex=self.seat_ttl_s)
-                if digest:
+                if digest and resume:
                     pipe.set(f"hearth:resume:{digest}", seat, ex=self.seat_ttl_s)
                 await pipe.execute()
         except _UNREACHABLE as exc:

@@ -45,6 +45,7 @@ class Seat:
     queued_at: float = 0.0  # monotonic time of the request that holds its place
     origin_key: str = ""  # keyed hash of the address (never the address)
     resume_digest: str = ""
+    resume_saved: str = ""  # the digest whose key the seat directory holds (crossnode.py)
     lost_timer: asyncio.TimerHandle | None = None
     # across nodes (see crossnode.py)
     node: str | None = None  # None: the seat is here; else a ghost of a seat on that node

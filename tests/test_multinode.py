@@ -12,6 +12,7 @@ import msgpack
 import pytest
 import redis.asyncio as aioredis
 
+from chatserver import tokens
 from tests.support.client import Client, listener, moderator, seeker
 from tests.support.procs import RedisServer, Server
 from tests.support.wait import eventually
@@ -359,6 +360,35 @@ async def test_killed_node_rooms_end_or_resume_elsewhere(
     await fresh_l.nothing("matched", within=1.0)
     for c in (lost_l, kept_l, back, fresh_l):
         await c.close()
+
+
+async def test_a_spent_resume_token_is_refused_on_every_node(
+        cluster: Cluster, redis_server: RedisServer) -> None:
+    """A seeker resumes on its own node: its old token is spent there, and no other
+    node takes it either (the directory forgets an old token when a new one is saved);
+    the new token works anywhere."""
+    n1, n2, _ = cluster
+    first = await seeker(n1.ws_url)
+    old = first.resume
+    first.drop()
+    again = await Client.connect(n1.ws_url)
+    await again.hello(resume=old)
+    new = again.resume
+    assert new != old
+
+    async def directory_holds(token: str) -> bool:
+        admin = aioredis.Redis.from_url(redis_server.url)
+        try:
+            return bool(await admin.exists(f"hearth:resume:{tokens.digest(token)}"))
+        finally:
+            await admin.aclose()
+
+    await eventually(lambda: directory_holds(new), timeout=5)
+    assert not await directory_holds(old)
+    thief = await Client.connect(n2.ws_url)
+    await thief.send({"type": "hello", "resume": old})
+    assert await thief.closed(5) == 4401
+    await again.close()
 
 
 async def test_a_room_on_one_node_sends_redis_nothing_per_message(
