@@ -388,7 +388,11 @@ async def test_a_spent_resume_token_is_refused_on_every_node(
     thief = await Client.connect(n2.ws_url)
     await thief.send({"type": "hello", "resume": old})
     assert await thief.closed(5) == 4401
-    await again.close()
+    again.drop()
+    elsewhere = await Client.connect(n2.ws_url)
+    await elsewhere.hello(resume=new)
+    assert elsewhere.welcome["role"] == "seeker"
+    await elsewhere.close()
 
 
 async def test_a_room_on_one_node_sends_redis_nothing_per_message(
