@@ -28,6 +28,7 @@ async def test_a_closed_connection_leaves_no_cycle_for_the_collector() -> None:
     threshold = gc.get_threshold()
     try:
         while not server.started:
+            assert not serving.done(), "the server did not start"
             await asyncio.sleep(0.02)
         gc.collect()
         gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds is kept in gc.garbage
