@@ -188,16 +188,21 @@ class Connection:
 
     async def finish(self) -> None:
         """The reader is done. If the peer is gone, stop writing at once; if we are
-        closing, let the writer send what was queued and the close frame."""
+        closing, let the writer send what was queued and the close frame. Then the
+        backlog callback is let go: it refers back to this connection, and the cycle
+        would leave the connection and what it holds to the garbage collector."""
         writer = self._writer
-        if writer is None:
-            return
-        if self.gone:
-            writer.cancel()
         try:
-            await asyncio.wait_for(writer, 2.0)
-        except (asyncio.CancelledError, TimeoutError):
-            pass
+            if writer is None:
+                return
+            if self.gone:
+                writer.cancel()
+            try:
+                await asyncio.wait_for(writer, 2.0)
+            except (asyncio.CancelledError, TimeoutError):
+                pass
+        finally:
+            self.on_backlog = None
 
     async def _write_loop(self) -> None:
         send = self._send

@@ -75,7 +75,6 @@ async def serve(scope: Scope, receive: Receive, send: Send) -> None:
         if seat is not None:
             node.detach(seat, conn, conn.peer_close_code)
         await conn.finish()
-        conn.on_backlog = None  # the closure refers back to conn: no cycle left to collect
 
 
 async def _close(conn: Connection, code: CloseCode) -> None:
