@@ -29,7 +29,7 @@ from matching import Match, MatchingError, Ticket
 from . import protocol
 from .coalesce import Coalesced
 from .protocol import CloseCode, FrameError, Outgoing
-from .relay import Event, Relay, RelayError, pack_frame, unpack_frame
+from .relay import Event, Relay, RelayError, SeatSave, pack_frame, unpack_frame
 from .risk import Level
 from .rooms import Member, Room
 from .seats import Seat
@@ -43,6 +43,8 @@ WATCH_S = 1.0  # how often the nodes of ghosts and homes are checked for life
 SNAPSHOT_S = 5.0  # rooms are re-announced this often; older snapshots are dropped at 3x
 ANNOUNCE_GAP_S = 0.1  # and after a change, at most this often
 RESAVE_S = 300.0  # seat records are refreshed this often (their TTL is an hour)
+SAVE_RETRY_S = 1.0  # seats whose save failed (Redis unreachable) are tried again after this
+SAVE_BATCH = 200  # seat records per round trip (a resave of thousands: the loop runs between)
 FRAMES: dict[str, type] = {cls.__name__: cls for cls in (
     protocol.Message, protocol.Typing, protocol.Leave, protocol.Escalate, protocol.Watch,
     protocol.Join, protocol.Close, protocol.Whisper)}
@@ -69,6 +71,7 @@ class CrossNode:
         self._flush_lock = asyncio.Lock()
         self._flush_pending = False
         self._changed = Coalesced(self._announce, ANNOUNCE_GAP_S)
+        self._retry: asyncio.TimerHandle | None = None  # a flush again, after one failed
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -82,6 +85,8 @@ class CrossNode:
 
     async def stop(self) -> None:
         self._changed.cancel()
+        if self._retry is not None:
+            self._retry.cancel()
         if self._task is not None:
             self._task.cancel()
         await self.relay.close()
@@ -181,27 +186,53 @@ class CrossNode:
         await asyncio.sleep(0)
         self._flush_pending = False
         async with self._flush_lock:
-            dirty, self._dirty = self._dirty, set()
-            for seat_id in dirty:
-                seat = self.node.seats.get(seat_id)
-                if seat is None or seat.node is not None:
-                    self._rewrite.discard(seat_id)
-                    continue
-                # A record changes with every room and shift; the resume key (digest ->
-                # seat) only with a new token: it is written when the digest is new to
-                # the directory (and the spent token's key deleted), and on the resaves
-                # that refresh every key.
-                digest, saved = seat.resume_digest, seat.resume_saved
-                try:
-                    await self.relay.save_seat(
-                        seat.id, self.record(seat), digest,
-                        resume=digest != saved or seat.id in self._rewrite,
-                        spent=saved if saved and saved != digest else None)
-                except RelayError:
-                    self._rewrite.add(seat.id)  # unknown what was written: all again
+            dirty, self._dirty = list(self._dirty), set()
+            for at in range(0, len(dirty), SAVE_BATCH):
+                if not await self._save(dirty[at:at + SAVE_BATCH]):
+                    # Unknown what was written: all of these again, resume keys too, soon.
+                    for seat_id in dirty[at:]:
+                        self._rewrite.add(seat_id)
+                        self._dirty.add(seat_id)
+                    if self._retry is None:
+                        self._retry = asyncio.get_running_loop().call_later(
+                            SAVE_RETRY_S, self._flush_again)
                     return
-                seat.resume_saved = digest
-                self._rewrite.discard(seat.id)
+
+    async def _save(self, seat_ids: list[str]) -> bool:
+        """Save these seats' records in one round trip; False if Redis failed."""
+        saves: list[SeatSave] = []
+        seats: list[Seat] = []
+        for seat_id in seat_ids:
+            seat = self.node.seats.get(seat_id)
+            if seat is None or seat.node is not None:
+                self._rewrite.discard(seat_id)
+                continue
+            # A record changes with every room and shift; the resume key (digest -> seat)
+            # only with a new token: it is written when the digest is new to the
+            # directory (and the spent token's key deleted), and on the resaves that
+            # refresh every key.
+            digest, saved = seat.resume_digest, seat.resume_saved
+            saves.append(SeatSave(seat.id, self.record(seat), digest,
+                                  resume=digest != saved or seat.id in self._rewrite,
+                                  spent=saved if saved and saved != digest else None))
+            seats.append(seat)
+        if not saves:
+            return True
+        try:
+            await self.relay.save_seats(saves)
+        except RelayError:
+            return False
+        for seat, save in zip(seats, saves, strict=True):
+            seat.resume_saved = save.digest or ""
+            self._rewrite.discard(seat.id)
+        return True
+
+    def _flush_again(self) -> None:
+        """After a failed flush: try the seats that were not saved once more."""
+        self._retry = None
+        if self._dirty and not self._flush_pending:
+            self._flush_pending = True
+            self.node.spawn(self._flush())
 
     def record(self, seat: Seat) -> dict[str, Any]:
         rooms: dict[str, list[Any]] = {}

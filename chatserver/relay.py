@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -46,6 +47,22 @@ def pack_frame(frame: dict[str, Any]) -> bytes:
 
 def unpack_frame(data: bytes) -> dict[str, Any]:
     return dict(msgpack.unpackb(data, raw=False))
+
+
+@dataclass(frozen=True, slots=True)
+class SeatSave:
+    """One seat's directory entry to write (:meth:`Relay.save_seats`).
+
+    ``digest`` is the seat's resume token's SHA-256 (never the token). ``resume``
+    False leaves the digest's own key (digest -> seat) as an earlier save wrote
+    it; ``spent`` is the digest of the seat's previous token, whose key is
+    deleted so that no node takes it."""
+
+    seat: str
+    record: dict[str, Any]
+    digest: str | None
+    resume: bool = True
+    spent: str | None = None
 
 
 class Relay(abc.ABC):
@@ -80,13 +97,15 @@ class Relay(abc.ABC):
     # -- the seat directory: what another node needs to take a seat back ----------
 
     @abc.abstractmethod
+    async def save_seats(self, saves: list[SeatSave]) -> None:
+        """Record where each seat is and what rebuilds it, all in one round trip,
+        in order. Best effort; raises RelayError (then any of them may or may not
+        have been written)."""
+
     async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None, *,
                         resume: bool = True, spent: str | None = None) -> None:
-        """Record where a seat is and what rebuilds it; ``digest`` is its resume
-        token's SHA-256 (never the token). ``resume`` False leaves the digest's own
-        key (digest -> seat) as an earlier save wrote it; ``spent`` is the digest of
-        the seat's previous token, whose key is deleted so that no node takes it.
-        Best effort; raises RelayError."""
+        """One seat's :meth:`save_seats`."""
+        await self.save_seats([SeatSave(seat, record, digest, resume, spent)])
 
     @abc.abstractmethod
     async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:
@@ -128,8 +147,7 @@ class MemoryRelay(Relay):
     async def alive(self, nodes: set[str]) -> set[str]:
         return {n for n in nodes if n == self.node_id}
 
-    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None, *,
-                        resume: bool = True, spent: str | None = None) -> None:
+    async def save_seats(self, saves: list[SeatSave]) -> None:
         return None
 
     async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:

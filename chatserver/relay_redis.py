@@ -47,7 +47,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from matching.redis import NODE_TTL_S, ONE_RETRY_ON_RECONNECT, subscribe_forever
 
-from .relay import Event, OnEvent, Relay, RelayError, cancel_quietly
+from .relay import Event, OnEvent, Relay, RelayError, SeatSave, cancel_quietly
 
 log = logging.getLogger("hearth.relay")
 
@@ -258,23 +258,30 @@ class RedisRelay(Relay):
             raise RelayError("redis unreachable") from exc
         return {n for n, f in zip(ordered, flags, strict=True) if f}
 
-    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None, *,
-                        resume: bool = True, spent: str | None = None) -> None:
-        data = msgpack.packb({**record, "node": self.node_id, "digest": digest},
-                             use_bin_type=True)
+    async def save_seats(self, saves: list[SeatSave]) -> None:
+        if not saves:
+            return
+        ttl = self.seat_ttl_s
         try:
-            if not (digest and resume) and not spent:  # the common case: one command
-                await self._redis.set(f"hearth:seat:{seat}", data, ex=self.seat_ttl_s)
+            if len(saves) == 1 and not (saves[0].digest and saves[0].resume) \
+                    and not saves[0].spent:  # the common case alone: one command
+                await self._redis.set(f"hearth:seat:{saves[0].seat}", self._seat_data(saves[0]),
+                                      ex=ttl)
                 return
             async with self._redis.pipeline(transaction=False) as pipe:
-                if spent:
-                    pipe.delete(f"hearth:resume:{spent}")
-                pipe.set(f"hearth:seat:{seat}", data, ex=self.seat_ttl_s)
-                if digest and resume:
-                    pipe.set(f"hearth:resume:{digest}", seat, ex=self.seat_ttl_s)
+                for save in saves:
+                    if save.spent:
+                        pipe.delete(f"hearth:resume:{save.spent}")
+                    pipe.set(f"hearth:seat:{save.seat}", self._seat_data(save), ex=ttl)
+                    if save.digest and save.resume:
+                        pipe.set(f"hearth:resume:{save.digest}", save.seat, ex=ttl)
                 await pipe.execute()
         except _UNREACHABLE as exc:
             raise RelayError("redis unreachable") from exc
+
+    def _seat_data(self, save: SeatSave) -> bytes:
+        return bytes(msgpack.packb({**save.record, "node": self.node_id, "digest": save.digest},
+                                   use_bin_type=True))
 
     async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:
         try:

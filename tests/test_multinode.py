@@ -328,6 +328,84 @@ async def test_redis_outage_and_empty_restart(fresh: Callable[[RedisServer, int]
         await c.close()
 
 
+async def _listener_records(url: str) -> list[dict[str, Any]]:
+    """The seat directory's records of listeners, as another node would read them."""
+    admin = aioredis.Redis.from_url(url)
+    try:
+        out = []
+        async for key in admin.scan_iter("hearth:seat:*"):
+            data = await admin.get(key)
+            record = msgpack.unpackb(data, raw=False) if data else None
+            if record and record["role"] == "listener":
+                out.append(record)
+        return out
+    finally:
+        await admin.aclose()
+
+
+async def test_seat_records_that_failed_to_save_are_written_once_redis_is_back(
+        fresh: Callable[[RedisServer, int], Cluster]) -> None:
+    """Redis is down while a room ends (and comes back with its data: a snapshot
+    taken just before), so the seat records cannot be saved. Once it is back they
+    are, within a few seconds, not at the next five-minute resave: another node
+    would otherwise rebuild the listener on resume with a room that is gone."""
+    r = RedisServer().start()
+    (n1,) = fresh(r, 1)
+    lst, s, room = await pair(n1, n1, name="Stale")
+
+    async def listener_rooms() -> list[str] | None:
+        records = await _listener_records(r.url)
+        return sorted(records[0]["rooms"]) if len(records) == 1 else None
+
+    await eventually(lambda: _equals(listener_rooms(), [room]), 5, "the room in the record")
+    admin = aioredis.Redis.from_url(r.url)
+    await admin.save()  # dump.rdb in its dir: the restart below loads it
+    await admin.aclose()
+    r.stop()
+    await s.send({"type": "leave", "room": room})
+    assert (await lst.expect("ended"))["reason"] == "peer_left"  # local: no Redis needed
+    await asyncio.sleep(0.5)  # the records' save fails meanwhile
+    r.start()
+    assert await listener_rooms() == [room]  # as the snapshot had it
+    await eventually(lambda: _equals(listener_rooms(), []), 5, "the record without the room")
+    for c in (lst, s):
+        await c.close()
+
+
+async def test_every_seat_record_is_written_again_after_redis_restarts_empty(
+        fresh: Callable[[RedisServer, int], Cluster]) -> None:
+    """Redis comes back empty under a node with 300 seekers: the node writes every
+    seat's record and resume key again (several round trips of at most 200 seats),
+    so any node could take each of them back."""
+    r = RedisServer().start()
+    (n1,) = fresh(r, 1)
+    async def one() -> Client:
+        c = await Client.connect(n1.ws_url)
+        await c.hello(role="seeker")
+        return c
+
+    seekers = [c for _ in range(6) for c in await asyncio.gather(*(one() for _ in range(50)))]
+
+    async def counts() -> tuple[int, int]:
+        admin = aioredis.Redis.from_url(r.url)
+        try:
+            seats = [k async for k in admin.scan_iter("hearth:seat:*", count=1000)]
+            resumes = [k async for k in admin.scan_iter("hearth:resume:*", count=1000)]
+            return len(seats), len(resumes)
+        finally:
+            await admin.aclose()
+
+    await eventually(lambda: _equals(counts(), (300, 300)), 10, "300 records before")
+    r.restart()  # empty
+    await eventually(lambda: _equals(counts(), (300, 300)), 15, "300 records after")
+    for c in seekers:
+        c.drop()
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return await value == expected
+
+
 async def test_killed_node_rooms_end_or_resume_elsewhere(
         fresh: Callable[[RedisServer, int], Cluster]) -> None:
     """A node killed with SIGKILL: its waiters vanish; a room whose seeker was there ends
