@@ -32,3 +32,14 @@ def test_locust_runs_against_a_real_server(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert "== locust one-node: exit" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
     assert (ROOT / "build" / "loadtest" / "one-node.html").stat().st_size > 0
+
+
+def test_redis_calls_prints_each_kind_of_call() -> None:
+    """redis_calls.py starts its own redis-server and prints a line per kind of call."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/redis_calls.py", "--calls", "20", "--repeat", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for label in ("redis-py SET", "redis-py pipeline of 1 SET", "redis-py EVALSHA",
+                  "bare socket + hiredis SET"):
+        assert f"{label} " in run.stdout and "us/call" in run.stdout
