@@ -43,6 +43,7 @@ WATCH_S = 1.0  # how often the nodes of ghosts and homes are checked for life
 SNAPSHOT_S = 5.0  # rooms are re-announced this often; older snapshots are dropped at 3x
 ANNOUNCE_GAP_S = 0.1  # and after a change, at most this often
 RESAVE_S = 300.0  # seat records are refreshed this often (their TTL is an hour)
+SAVE_GAP_S = 0.02  # seat records are written at most this often (each changed seat once)
 SAVE_RETRY_S = 1.0  # seats whose save failed (Redis unreachable) are tried again after this
 SAVE_BATCH = 200  # seat records per round trip (a resave of thousands: the loop runs between)
 FRAMES: dict[str, type] = {cls.__name__: cls for cls in (
@@ -66,10 +67,8 @@ class CrossNode:
         self._orphans: dict[str, asyncio.TimerHandle] = {}  # room -> end timer (home gone)
         self._dirty: set[str] = set()
         self._rewrite: set[str] = set()  # seats whose resume key is written again
-        # One flush at a time: two in flight could land out of order on different Redis
-        # connections and leave an older record (a listener without its new room).
-        self._flush_lock = asyncio.Lock()
-        self._flush_pending = False
+        self._saver = Coalesced(self._start_flush, SAVE_GAP_S)
+        self._flushing = False  # a flush task runs (at most one)
         self._changed = Coalesced(self._announce, ANNOUNCE_GAP_S)
         self._retry: asyncio.TimerHandle | None = None  # a flush again, after one failed
         self._task: asyncio.Task[None] | None = None
@@ -85,6 +84,7 @@ class CrossNode:
 
     async def stop(self) -> None:
         self._changed.cancel()
+        self._saver.cancel()
         if self._retry is not None:
             self._retry.cancel()
         if self._task is not None:
@@ -174,18 +174,23 @@ class CrossNode:
     # -- the seat directory -------------------------------------------------------------
 
     def save(self, seat: Seat) -> None:
-        """Write the seat's record soon (coalesced)."""
+        """Write the seat's record soon: in the next loop turn, or SAVE_GAP_S after the
+        last write began, with every other seat changed by then."""
         if not self.shared or seat.node is not None:
             return
         self._dirty.add(seat.id)
-        if not self._flush_pending:
-            self._flush_pending = True
+        if self._retry is None:  # else the retry writes it with the others
+            self._saver.poke()
+
+    def _start_flush(self) -> None:
+        if not self._flushing:  # else the running flush starts the next when it ends
+            self._flushing = True
             self.node.spawn(self._flush())
 
     async def _flush(self) -> None:
-        await asyncio.sleep(0)
-        self._flush_pending = False
-        async with self._flush_lock:
+        """One writer at a time: two in flight could land out of order on different
+        Redis connections and leave an older record (a listener without its new room)."""
+        try:
             dirty, self._dirty = list(self._dirty), set()
             for at in range(0, len(dirty), SAVE_BATCH):
                 if not await self._save(dirty[at:at + SAVE_BATCH]):
@@ -197,6 +202,16 @@ class CrossNode:
                         self._retry = asyncio.get_running_loop().call_later(
                             SAVE_RETRY_S, self._flush_again)
                     return
+        finally:
+            self._flushing = False
+        if self._dirty and self._retry is None:  # changed while this flush ran
+            self._saver.poke()
+
+    def _flush_again(self) -> None:
+        """After a failed flush: try the seats that were not saved once more."""
+        self._retry = None
+        if self._dirty:
+            self._saver.poke()
 
     async def _save(self, seat_ids: list[str]) -> bool:
         """Save these seats' records in one round trip; False if Redis failed."""
@@ -226,13 +241,6 @@ class CrossNode:
             seat.resume_saved = save.digest or ""
             self._rewrite.discard(seat.id)
         return True
-
-    def _flush_again(self) -> None:
-        """After a failed flush: try the seats that were not saved once more."""
-        self._retry = None
-        if self._dirty and not self._flush_pending:
-            self._flush_pending = True
-            self.node.spawn(self._flush())
 
     def record(self, seat: Seat) -> dict[str, Any]:
         rooms: dict[str, list[Any]] = {}
