@@ -379,6 +379,7 @@ async def test_every_seat_record_is_written_again_after_redis_restarts_empty(
     so any node could take each of them back."""
     r = RedisServer().start()
     (n1,) = fresh(r, 1)
+
     async def one() -> Client:
         c = await Client.connect(n1.ws_url)
         await c.hello(role="seeker")
