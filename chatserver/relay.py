@@ -102,11 +102,6 @@ class Relay(abc.ABC):
         in order. Best effort; raises RelayError (then any of them may or may not
         have been written)."""
 
-    async def save_seat(self, seat: str, record: dict[str, Any], digest: str | None, *,
-                        resume: bool = True, spent: str | None = None) -> None:
-        """One seat's :meth:`save_seats`."""
-        await self.save_seats([SeatSave(seat, record, digest, resume, spent)])
-
     @abc.abstractmethod
     async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:
         """Spend a resume digest: the seat and its record, or None."""

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chatserver import relay_redis
-from chatserver.relay import open_relay, pack_frame, unpack_frame
+from chatserver.relay import SeatSave, open_relay, pack_frame, unpack_frame
 from tests.support.procs import RedisServer
 from tests.support.wait import eventually
 
@@ -65,7 +65,7 @@ async def test_redis_relay_orders_events_and_keeps_a_seat_directory(
             await asyncio.sleep(0.02)
         assert "own" not in [e["k"] for e in got]  # its own events are not delivered back
 
-        await a.save_seat("s1", {"role": "seeker", "alias": "Quiet Fox"}, "d1")
+        await a.save_seats([SeatSave("s1", {"role": "seeker", "alias": "Quiet Fox"}, "d1")])
         claimed = await b.claim("d1")
         assert claimed is not None and claimed[0] == "s1" and claimed[1]["node"] == "a"
         assert await b.claim("d1") is None
