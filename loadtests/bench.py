@@ -46,7 +46,7 @@ class Plan:
     fixed_s: float = 10.0
     repeat: int = 3
     sat_step_s: float = 3.0
-    sat_steps: int = 10
+    sat_steps: int = 25  # a bound only (1.2^25 = 95x the start): the search ends at a failure
     sat_factor: float = 1.2
     sat_refine: int = 2  # halvings of the gap between the last good step and the first bad
     sat_confirm: bool = True  # a failing step is measured once more before it counts
@@ -126,6 +126,9 @@ async def saturate(pids: list[int], rooms: Rooms, recorder: Recorder, plan: Plan
             bad = rate
             await asyncio.sleep(plan.drain_s)
     return {
+        # False: no step failed before the search ran out of steps (or the client
+        # could go no faster), so the limit is above what was reached, not at it.
+        "limit_found": bad is not None,
         "delivered_per_s": best["delivered_per_s"] if best else None,
         "p99_ms": best["p99_ms"] if best else None,
         "server_cpu_pct": best["server_cpu_pct"] if best else None,

@@ -45,10 +45,16 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
         h, f = sat["hearth"], sat["floor"]
         r = _ratio(h["delivered_per_s"], f["delivered_per_s"])
         note = " (floor client-bound)" if f.get("client_bound") else ""
+        # A search that ended without a failing step measured a lower bound, not a
+        # limit: no verdict then (older lines without the flag had found theirs).
+        unfound = [who for who, s in (("Hearth", h), ("floor", f))
+                   if not s.get("limit_found", True)]
+        if unfound:
+            note += f" ({' and '.join(unfound)}: no limit found, at least this)"
         out += [
             (f"same node, saturation{note}", "delivered msg/s at p99<=50ms, >=99%",
              h["delivered_per_s"], f["delivered_per_s"], r, ">= 0.8x floor",
-             _verdict(None if r is None else r >= 0.8)),
+             _verdict(None if r is None or unfound else r >= 0.8)),
             ("same node, saturation", "p99 ms at that load", h["p99_ms"], f["p99_ms"],
              _ratio(h["p99_ms"], f["p99_ms"]), "", ""),
         ]

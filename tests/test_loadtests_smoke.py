@@ -45,3 +45,29 @@ def test_redis_calls_prints_each_kind_of_call() -> None:
                   "bare socket + hiredis SET"):
         assert any(line.startswith(f"{label} ") and line.count("us/call") == 2
                    for line in lines), run.stdout
+
+
+def _saturation_rows(hearth_found: bool, floor_found: bool) -> list[tuple[object, ...]]:
+    sys.path.insert(0, str(ROOT / "loadtests"))
+    try:
+        from report import rows
+    finally:
+        sys.path.remove(str(ROOT / "loadtests"))
+
+    def side(delivered: int, found: bool) -> dict[str, object]:
+        return {"delivered_per_s": delivered, "p99_ms": 5.0, "limit_found": found}
+
+    line = {"scenario": "same_node_saturation", "rooms": 1000,
+            "hearth": side(9000, hearth_found), "floor": side(10000, floor_found)}
+    return [r for r in rows([line]) if r[1].startswith("delivered msg/s")]
+
+
+def test_a_saturation_search_that_found_no_limit_gets_no_verdict() -> None:
+    """Both searches ending on their last step measured lower bounds: 0.9x is then
+    neither met nor missed, and the table says why."""
+    (found,) = _saturation_rows(True, True)
+    assert found[4] == 0.9 and found[6] == "met"
+    (unfound,) = _saturation_rows(True, False)
+    assert unfound[6] == "-" and "floor: no limit found" in str(unfound[0])
+    (neither,) = _saturation_rows(False, False)
+    assert neither[6] == "-" and "Hearth and floor" in str(neither[0])
