@@ -20,9 +20,12 @@ all the events for one channel since the last flush go out as one PUBLISH of a
 MessagePack array (a lone event as a plain map), and every channel's publish
 in one pipeline, so events to one node keep their order, a burst costs one
 round trip, and a busy node pays one Redis command per channel per flush
-instead of one per event. Flushes are at most ``FLUSH_GAP_S`` apart: an event
+instead of one per event. Flushes are at least ``FLUSH_GAP_S`` apart: an event
 after a quiet spell goes out at once, one during a burst waits at most that
-long (docs/performance.md). Readers take either form.
+long. A flush costs the two nodes ~200 us of CPU whatever it carries (redis-py's
+PUBLISH, the reader's wake-up), so the gap bounds that cost at ~2 % of a core
+per direction under any load, for at most 10 ms more per hop
+(docs/performance.md). Readers take either form.
 
 Pub/sub forgets what nobody hears, so an inbox event is not given up when its
 node's subscriber is away (PUBLISH answers that it reached no one: the node is
@@ -54,7 +57,7 @@ log = logging.getLogger("hearth.relay")
 BROADCAST = "hearth:broadcast"
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError,
                 asyncio.TimeoutError)
-FLUSH_GAP_S = 0.005  # at most one flush per this many seconds; see the module docstring
+FLUSH_GAP_S = 0.010  # at most one flush per this many seconds; see the module docstring
 _BACKLOG = 100_000  # events waiting for Redis before new ones are dropped
 _RETRY_S = 0.05  # pause before publishing a failed batch once more
 HOLD_RETRY_S = 0.1  # a held channel is published again this often
