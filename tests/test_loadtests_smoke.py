@@ -42,7 +42,8 @@ def test_redis_calls_prints_each_kind_of_call() -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
     for label in ("redis-py SET", "redis-py pipeline of 1 SET", "redis-py EVALSHA",
-                  "bare socket + hiredis SET"):
+                  "bare socket + hiredis SET", "PUBLISH, pipeline of 1", "PUBLISH, Redis.publish",
+                  "PUBLISH, pool connection", "PUBLISH + get_message"):
         assert any(line.startswith(f"{label} ") and line.count("us/call") == 2
                    for line in lines), run.stdout
 
