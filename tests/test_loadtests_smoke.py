@@ -64,8 +64,8 @@ def _saturation_rows(hearth_found: bool, floor_found: bool) -> list[tuple[object
 
 
 def test_a_saturation_search_that_found_no_limit_gets_no_verdict() -> None:
-    """Both searches ending on their last step measured lower bounds: 0.9x is then
-    neither met nor missed, and the table says why."""
+    """A search that ended on its last step with nothing failed measured a lower
+    bound: 0.9x is then neither met nor missed, and the table says whose."""
     (found,) = _saturation_rows(True, True)
     assert found[4] == 0.9 and found[6] == "met"
     (unfound,) = _saturation_rows(True, False)
