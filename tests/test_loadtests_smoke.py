@@ -72,3 +72,16 @@ def test_a_saturation_search_that_found_no_limit_gets_no_verdict() -> None:
     assert unfound[6] == "-" and "floor: no limit found" in str(unfound[0])
     (neither,) = _saturation_rows(False, False)
     assert neither[6] == "-" and "Hearth and floor" in str(neither[0])
+
+
+def test_relay_flush_prints_a_line_per_gap() -> None:
+    """relay_flush.py starts its own redis-server and two relay processes per gap,
+    and prints a line per gap."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/relay_flush.py", "--gaps", "5,10", "--seconds", "0.5",
+         "--rate", "200"],
+        cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["gap    5 ms", "gap   10 ms"], run.stdout
+    assert all("flushes/s" in line and "ms CPU/s" in line for line in lines), run.stdout
