@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from matching import Match, MatchingError, Ticket
+from matching.tasks import stop_task
 
 from . import protocol
 from .coalesce import Coalesced
@@ -89,8 +90,7 @@ class CrossNode:
         self._saver.cancel()
         if self._retry is not None:
             self._retry.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        await stop_task(self._task)
         await self.relay.close()
 
     # -- outgoing --------------------------------------------------------------------

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from matching import Matcher, MatchingError
+from matching.tasks import stop_task
 
 from . import metrics, protocol, tokens
 from .aliases import random_alias
@@ -92,8 +93,7 @@ class Node:
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        await stop_task(self._sweeper)
         await self.cross.stop()
         await self.matcher.close()
 

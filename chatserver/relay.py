@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,9 +164,3 @@ def open_relay(url: str | None, node_id: str, *, seat_ttl_s: float = 3600) -> Re
         return RedisRelay(url, node_id, seat_ttl_s=seat_ttl_s)
     raise ValueError(f"unknown relay backend: {url.split(':', 1)[0]}")
 
-
-async def cancel_quietly(task: asyncio.Task[Any] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task

@@ -50,8 +50,9 @@ from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from matching.redis import NODE_TTL_S, ONE_RETRY_ON_RECONNECT, subscribe_forever
+from matching.tasks import stop_task
 
-from .relay import Event, OnEvent, Relay, RelayError, SeatSave, cancel_quietly
+from .relay import Event, OnEvent, Relay, RelayError, SeatSave
 
 log = logging.getLogger("hearth.relay")
 
@@ -111,6 +112,7 @@ class RedisRelay(Relay):
         self._wakeup: asyncio.Future[None] | None = None  # set while the writer waits
         self._healthy = True
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False  # the writer stops at its next turn, even if a cancel was lost
 
     async def start(self, on_event: OnEvent) -> None:
         self._on_event = on_event
@@ -118,8 +120,9 @@ class RedisRelay(Relay):
 
     async def close(self) -> None:
         self._on_event = lambda event: None
+        self._closed = True
         for task in self._tasks:
-            await cancel_quietly(task)
+            await stop_task(task)
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
 
@@ -155,7 +158,7 @@ class RedisRelay(Relay):
     async def _writer(self) -> None:
         loop = asyncio.get_running_loop()
         last = -FLUSH_GAP_S
-        while True:
+        while not self._closed:
             if not self._pending:
                 self._wakeup = loop.create_future()
                 if not self._held:

@@ -95,6 +95,7 @@ from .base import (
 )
 from .memory import RATE_WINDOW_S
 from .redis_lua import SCRIPTS
+from .tasks import stop_task
 
 log = logging.getLogger("hearth.matching.redis")
 
@@ -187,10 +188,7 @@ class RedisMatcher(Matcher):
     async def close(self) -> None:
         self._on_change = lambda: None
         for task in [*self._tasks, self._resync_task]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+            await stop_task(task)
         if self._senders:  # let the calls already sent settle
             await asyncio.wait(set(self._senders), timeout=1)
         with contextlib.suppress(Exception):

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from chatserver import relay_redis
-from chatserver.relay import SeatSave, open_relay, pack_frame, unpack_frame
+from chatserver.relay import Relay, SeatSave, open_relay, pack_frame, unpack_frame
 from tests.support.procs import RedisServer
 from tests.support.wait import eventually
 
@@ -141,3 +141,30 @@ def test_held_payloads_join_without_unpacking(first: int, then: int) -> None:
     n, payload = relay_redis._join((first, relay_redis._pack(a)), (then, relay_redis._pack(b)))
     assert n == first + then
     assert msgpack.unpackb(payload, raw=False) == a + b
+
+
+@pytest.mark.redis
+async def test_a_busy_redis_relay_closes_promptly(redis_server: RedisServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() returns while events are still being posted and published. redis-py
+    writes a command inside asyncio.wait_for (with a socket timeout), which on Python
+    3.11 swallows a cancellation that lands as the write completes, and a writer that
+    carried on after it kept a node's shutdown waiting forever. With no gap between
+    flushes the writer is nearly always in a call; twenty relays, each closed mid-burst."""
+    monkeypatch.setattr(relay_redis, "FLUSH_GAP_S", 0.0)
+    loop = asyncio.get_running_loop()
+    for _ in range(20):
+        relay = open_relay(redis_server.url, "busy")
+        await relay.start(lambda e: None)
+
+        async def post_forever(relay: Relay) -> None:
+            while True:
+                relay.post("nobody", {"k": "out", "f": b"x" * 400})
+                await asyncio.sleep(0.001)
+
+        poster = asyncio.create_task(post_forever(relay))
+        await asyncio.sleep(0.05)
+        started = loop.time()
+        await asyncio.wait_for(relay.close(), 10)
+        assert loop.time() - started < 3
+        poster.cancel()
