@@ -441,6 +441,48 @@ async def test_killed_node_rooms_end_or_resume_elsewhere(
         await c.close()
 
 
+async def test_a_node_stopped_mid_chat_exits_and_is_gone_at_once(
+        fresh: Callable[[RedisServer, int], Cluster]) -> None:
+    """SIGTERM to a node whose seekers chat with listeners on another node: it exits by
+    itself (not killed after the wait) within a few seconds, and its presence key is
+    gone at once, not after its 10 s TTL, so the other nodes act on it now
+    (docs/multinode.md, "Failures"). The race that could hang the stop is rare at this
+    load and proved in test_relay.py and test_tasks.py; this is the contract end to end."""
+    r = RedisServer().start()
+    n1, n2 = fresh(r, 2)
+    pairs = [await pair(n1, n2, name=f"Chat{i}") for i in range(3)]
+    admin = aioredis.Redis.from_url(r.url)
+    assert await admin.exists("hearth:node:f2") == 1
+
+    async def chat() -> None:
+        n = 0
+        try:
+            while True:
+                for _, s, room in pairs:
+                    n += 1
+                    await s.send({"type": "message", "room": room, "text": said("still here"),
+                                  "id": f"k{n}"})
+                await asyncio.sleep(0.005)
+        except Exception:  # the stopped node closed the seekers' sockets
+            return
+
+    chatting = asyncio.create_task(chat())
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    code = await asyncio.to_thread(n2.stop, signal.SIGTERM, 15)
+    took = loop.time() - started
+    chatting.cancel()
+    # uvicorn re-raises the signal after its graceful shutdown; -SIGKILL would mean stop()
+    # gave up waiting and killed it.
+    assert code in (0, -signal.SIGTERM), n2.output()[-2000:]
+    assert took < 8
+    assert await admin.exists("hearth:node:f2") == 0
+    await admin.aclose()
+    for lst, _, _ in pairs:
+        await lst.close()
+
+
 async def test_a_spent_resume_token_is_refused_on_every_node(
         cluster: Cluster, redis_server: RedisServer) -> None:
     """A seeker resumes on its own node: its old token is spent there, and no other
