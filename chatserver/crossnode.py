@@ -96,10 +96,14 @@ class CrossNode:
     # -- outgoing --------------------------------------------------------------------
 
     def deliver(self, ghosts: dict[str, list[str]], out: Outgoing) -> None:
-        """Post one frame to ghosts grouped by node; the frame is packed once."""
-        data = pack_frame(out.frame)
+        """Post one frame to ghosts grouped by node: as the JSON made for local members
+        and the history anyway, which the member's node sends on as it is, with the
+        type, room and seq its view of the room needs (docs/multinode.md)."""
+        frame = out.frame
+        event = {"k": "out", "j": out.json(), "t": frame.get("type"), "r": frame.get("room"),
+                 "s": frame.get("seq")}
         for node, seats in ghosts.items():
-            self.relay.post(node, {"k": "out", "to": seats, "f": data})
+            self.relay.post(node, {**event, "to": seats})
 
     def forward(self, seat: Seat, frame: protocol.Frame) -> bool:
         """Send a member's frame to its room's home; False if the room is local or unknown."""
@@ -322,30 +326,30 @@ class CrossNode:
         self.rooms_changed()
 
     def _on_out(self, event: Event) -> None:
-        frame = unpack_frame(event["f"])
-        out = Outgoing(frame)
+        out = Outgoing.of_json(event["j"])
+        kind, room_id, seq = event.get("t"), event.get("r"), event.get("s")
         for seat_id in event["to"]:
             seat = self.node.seats.get(seat_id)
-            if seat is None and frame.get("type") == "matched":
+            if seat is None and kind == "matched":
                 # The seat ended while its match was made: the room ends at its home.
                 self.relay.post(event["from"], {"k": "gone", "seat": seat_id,
-                                                "rooms": [frame["room"]], "reason": "peer_left"})
+                                                "rooms": [room_id], "reason": "peer_left"})
             if seat is None or seat.node is not None:
                 continue
-            self._mirror(seat, frame, event.get("from", ""))
+            self._mirror(seat, kind, room_id, seq, out, event.get("from", ""))
             if seat.conn is not None:
                 seat.conn.push(out)
 
-    def _mirror(self, seat: Seat, frame: dict[str, Any], home: str) -> None:
+    def _mirror(self, seat: Seat, kind: Any, room_id: Any, seq: Any, out: Outgoing,
+                home: str) -> None:
         """Keep a local seat's view of its remote rooms from the frames it is sent."""
-        kind, room_id = frame.get("type"), frame.get("room")
         if not isinstance(room_id, str) or room_id in self.node.rooms:
             return
-        if kind == "message" and isinstance(frame.get("seq"), int):
-            seat.remote_seq[room_id] = max(seat.remote_seq.get(room_id, 0), frame["seq"])
+        if kind == "message" and isinstance(seq, int):
+            seat.remote_seq[room_id] = max(seat.remote_seq.get(room_id, 0), seq)
         elif kind in ("matched", "history") and room_id not in seat.remote_rooms:
             seat.rooms.add(room_id)
-            seat.remote_rooms[room_id] = (home, frame if kind == "matched" else None)
+            seat.remote_rooms[room_id] = (home, out.frame if kind == "matched" else None)
             if kind == "matched":
                 seat.waiting = False
                 seat.last_place = None

@@ -12,8 +12,9 @@ broadcast, and with ``{"k": "reconnected"}`` whenever the subscription was
 (re)established, since events may have been lost meanwhile.
 
 Events are dicts with a short kind ``k`` (see docs/multinode.md); they are
-MessagePack-encoded once per post, and a frame meant for several seats is
-packed once (:func:`pack_frame`) and carried as bytes.
+MessagePack-encoded once per post; a frame for members on another node rides
+as its JSON text, one for every moderator is packed once (:func:`pack_frame`)
+and carried as bytes.
 
 Exceptions: :class:`RelayError` (the shared backend is unreachable).
 """
