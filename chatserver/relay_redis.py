@@ -23,9 +23,9 @@ round trip, and a busy node pays one Redis command per channel per flush
 instead of one per event. Flushes are at least ``FLUSH_GAP_S`` apart: an event
 after a quiet spell goes out at once, one during a burst waits at most that
 long. A flush costs the two nodes ~400 us of CPU whatever it carries (measured
-as what each flush avoided saved; redis-py's PUBLISH and the reader's
-``get_message`` are ~120 us of it), so the gap bounds that cost at ~4 % of a
-core per direction under any load, for at most 10 ms more per hop
+as what each flush avoided saved; the relay alone takes 135-180 us sending and
+70-80 receiving, ``loadtests/relay_flush.py``), so the gap bounds that cost at
+~4 % of a core per direction under any load, for at most 10 ms more per hop
 (docs/performance.md). Readers take either form.
 
 Pub/sub forgets what nobody hears, so an inbox event is not given up when its
