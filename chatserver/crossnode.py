@@ -99,11 +99,11 @@ class CrossNode:
         """Post one frame to ghosts grouped by node: as the JSON made for local members
         and the history anyway, which the member's node sends on as it is, with the
         type, room and seq its view of the room needs (docs/multinode.md)."""
-        frame = out.frame
-        event = {"k": "out", "j": out.json(), "t": frame.get("type"), "r": frame.get("room"),
-                 "s": frame.get("seq")}
+        frame, text = out.frame, out.json()
+        kind, room, seq = frame.get("type"), frame.get("room"), frame.get("seq")
         for node, seats in ghosts.items():
-            self.relay.post(node, {**event, "to": seats})
+            self.relay.post(node, {"k": "out", "to": seats, "j": text, "t": kind, "r": room,
+                                   "s": seq})
 
     def forward(self, seat: Seat, frame: protocol.Frame) -> bool:
         """Send a member's frame to its room's home; False if the room is local or unknown."""
