@@ -53,13 +53,17 @@ _SITE_MARKS = (
 _FLAGS = re.IGNORECASE
 
 
-def _contains(*needles: str) -> Callable[[str], bool]:
+# The quick tests below take the lowercased text and its UTF-8 bytes (made once
+# a pass: two of the tests want bytes), and say whether a kind can be present.
+
+
+def _contains(*needles: str) -> Callable[[str, bytes], bool]:
     """A test for "one of these substrings is in the text"."""
     if len(needles) == 1:
         needle = needles[0]
-        return lambda low: needle in low
+        return lambda low, _: needle in low
 
-    def test(low: str) -> bool:
+    def test(low: str, _: bytes) -> bool:
         for n in needles:  # a loop, not any() over a generator: half the time
             if n in low:
                 return True
@@ -75,12 +79,34 @@ _NOT_LETTER = bytes(b if 97 <= b <= 122 else 32 for b in range(256))
 _PLATFORM_BYTES = frozenset(w.encode() for w in _PLATFORM_WORDS)
 
 
-def _has_platform_word(low: str) -> bool:
-    return not _PLATFORM_BYTES.isdisjoint(low.encode("utf-8", "replace").translate(_NOT_LETTER)
-                                          .split())
+def _has_platform_word(_: str, raw: bytes) -> bool:
+    return not _PLATFORM_BYTES.isdisjoint(raw.translate(_NOT_LETTER).split())
 
 
-_DIGIT = re.compile("[0-9]")
+_DIGITS = b"0123456789"
+
+
+def _has_digit(_: str, raw: bytes) -> bool:
+    """An ASCII digit in the text: the bytes with the digits deleted are shorter
+    (0.15 us against 0.55 for re.search("[0-9]"), which tests every character)."""
+    return len(raw.translate(None, _DIGITS)) != len(raw)
+
+
+# Every site mark but two has a dot, and the site patterns want a letter right
+# after it ("t.me", "x.com"): a search for that literal-led pair skips ahead in C.
+# Most messages have dots only before a space or at the end, and then the two
+# marks without one are all that is left to look for.
+_DOT_LETTER = re.compile(r"\.[a-z]")
+_DOTTED_MARKS = _contains(*(m for m in _SITE_MARKS if "." in m))
+_UNDOTTED_MARKS = _contains(*(m for m in _SITE_MARKS if "." not in m))
+
+
+def _has_site_mark(low: str, raw: bytes) -> bool:
+    if _UNDOTTED_MARKS(low, raw):
+        return True
+    return _DOT_LETTER.search(low) is not None and _DOTTED_MARKS(low, raw)
+
+
 # "at" or "arroba" with whitespace or a bracket on each side: true whenever _AT's
 # spelled-out forms could match, with any whitespace (substring tests for " at "
 # missed "ana\nat gmail.com" and "ana(at )gmail.com"). Written to start with a
@@ -108,14 +134,15 @@ def _dot_then_tld(low: str) -> bool:
     return False
 
 
-# Each kind of detail: a cheap test on the lowercased text that says whether the
-# kind can be present at all, and the pattern that finds it. Most messages pass
-# none of the tests, so masking costs a few microseconds. The order matters:
-# e-mail before bare @handles, platform phrases before bare @handles, phone last.
-_KINDS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
+# Each kind of detail: a cheap test on the lowercased text (and its bytes) that
+# says whether the kind can be present at all, and the pattern that finds it.
+# Most messages pass none of the tests, so masking costs a few microseconds. The
+# order matters: e-mail before bare @handles, platform phrases before bare
+# @handles, phone last.
+_KINDS: tuple[tuple[Callable[[str, bytes], bool], re.Pattern[str]], ...] = (
     # links to messaging and social sites, with or without scheme
     (
-        _contains(*_SITE_MARKS),
+        _has_site_mark,
         re.compile(rf"(?<![\w.])(?:https?://)?(?:www\.)?{_SITES}(?:/[^\s]*)?", _FLAGS),
     ),
     # e-mail, plain or spelled out ("at"/"dot" words only before a known TLD)
@@ -125,7 +152,7 @@ _KINDS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
     ),
     (
         # "@" as well: "ana@gmail . com" is only this pattern's (the plain one wants no spaces)
-        lambda low: ("@" in low or _has_at_word(low)) and _dot_then_tld(low),
+        lambda low, _: ("@" in low or _has_at_word(low)) and _dot_then_tld(low),
         re.compile(rf"(?<![\w.+-])[\w.+-]++{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}{_TLD}\b", _FLAGS),
     ),
     # platform name with a handle: "insta: foo", "my insta is foo", "mi insta es foo",
@@ -155,7 +182,7 @@ _KINDS: tuple[tuple[Callable[[str], bool], re.Pattern[str]], ...] = (
     (_contains("@"), re.compile(r"(?<![\w.@])@[a-z0-9_][a-z0-9_.]{1,30}", _FLAGS)),
     # digit runs that may be phone numbers; _replace_phone decides
     (
-        lambda low: _DIGIT.search(low) is not None,
+        _has_digit,
         re.compile(r"(?<![\w+(])(?:\+|00|\()?[0-9](?:[ .\-()/]{0,3}[0-9]){6,16}(?!\w)"),
     ),
 )
@@ -196,11 +223,13 @@ def _lower(text: str) -> str:
 
 def _mask_once(text: str) -> str:
     low = _lower(text)
+    raw = low.encode("utf-8", "replace")  # "replace": a lone surrogate is a str too
     for wanted, pattern in _KINDS:
-        if wanted(low):
+        if wanted(low, raw):
             masked = pattern.sub(_replace, text)
             if masked != text:
                 text, low = masked, _lower(masked)
+                raw = low.encode("utf-8", "replace")
     return text
 
 

@@ -13,7 +13,7 @@ from chatserver.contact import NOTICE, mask_contacts
     "contact",
     [
         "+34 612 34 56 78", "555-123-4567", "(555) 123-4567", "555.123.4567", "612345678",
-        "0044 7700 900123", "+447700900123", "555-1234", "+1 555 1234",
+        "0044 7700 900123", "+447700900123", "555-1234", "+1 555 1234", "000 000 0000",
         "ana.lopez@gmail.com", "someone+tag@mail.example.org", "ana at gmail dot com",
         "ana [at] gmail [dot] com", "ana(at)hotmail(dot)es", "ana@gmail . com",
         "ana arroba gmail punto com",
@@ -124,7 +124,9 @@ def test_generated_email_addresses_are_masked(user: str, domain: str) -> None:
 _PIECES = ["at", "dot", "punto", "arroba", ".", " . ", "(at)", "[dot]", "{at}", "(dot)", "]",
            "@", "#1234", "com", "es", "me", "co", "org", "gmail", "ana_b", "insta", "ig", "snap",
            "discord", "t.me/x", "wa.me", "my", "is", ":", "555-1234", "+34 600 123 456", "\n",
-           "İ", "é", "COM", "Dot", "AT", "Insta", "\t", "(", ")", "[", "ı", "ſ", "ınsta", "ſnap"]
+           "İ", "é", "COM", "Dot", "AT", "Insta", "\t", "(", ")", "[", "ı", "ſ", "ınsta", "ſnap",
+           "x.com", "T.ME", "fb", "fb.me/x", "telegram", ".org", "INSTAGR", "reddit.com/u/x",
+           "tiktok", ".c", "\u212a", "ik.me", "0", "7", "\udc80"]
 
 
 def _mask_without_pre_checks(text: str) -> tuple[str, bool]:
