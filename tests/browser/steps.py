@@ -46,6 +46,9 @@ class Pages:
     errors: list[str] = field(default_factory=list)
     exits: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    # While a list: requests for the exit URL wait here, unanswered, so that the
+    # page the exit left behind can be looked at before the neutral site loads.
+    held_exits: list[Route] | None = None
 
     def open(self, path: str = "/", *, viewport: ViewportSize | None = None,
              bypass_csp: bool = False) -> Page:
@@ -70,8 +73,21 @@ class Pages:
 
     def _blank_exit(self, route: Route) -> None:
         self.exits.append(route.request.url)
+        if self.held_exits is not None:
+            self.held_exits.append(route)
+            return
+        self._fulfil_exit(route)
+
+    @staticmethod
+    def _fulfil_exit(route: Route) -> None:
         route.fulfill(status=200, content_type="text/html",
                       body="<!doctype html><title>Weather</title><p>Weather</p>")
+
+    def release_exits(self) -> None:
+        """Answer the held exit requests, and answer later ones at once."""
+        held, self.held_exits = self.held_exits or [], None
+        for route in held:
+            self._fulfil_exit(route)
 
     def seeker(self, **kw: Any) -> Page:
         return self.open("/", **kw)
