@@ -31,6 +31,12 @@ async def test_a_task_looping_over_redis_calls_is_stopped(redis_server: RedisSer
                     calls += 1
 
             task = asyncio.create_task(publish_forever())
+            # Once it is making calls (the first one connects: slow on a busy
+            # machine), stop it at a random moment of its loop.
+            deadline = loop.time() + 5
+            while calls == 0 and loop.time() < deadline:
+                await asyncio.sleep(0.001)
+            assert calls > 0
             await asyncio.sleep(random.uniform(0.002, 0.01))
             started = loop.time()
             task.cancel()
@@ -39,7 +45,6 @@ async def test_a_task_looping_over_redis_calls_is_stopped(redis_server: RedisSer
             await stop_task(task)
             assert task.done()
             assert loop.time() - started < 2
-            assert calls > 0
     finally:
         await r.aclose()
     print(f"cancels swallowed by redis-py: {swallowed} of 30")
