@@ -23,7 +23,7 @@ def test_quick_exit_leaves_nothing_behind(pages: Pages, how: str) -> None:
 
     # Record the page the moment it is blanked, before the neutral site loads. The
     # neutral site's answer is held back until the record has come: a navigation
-    # that commits first drops the binding call (1 run in ~10 of make test).
+    # that commits first drops the binding call (it failed make test once so).
     seen: list[dict[str, Any]] = []
     seeker.expose_function("recordExit", lambda state: seen.append(state))
     seeker.evaluate("""() => new MutationObserver(() => {
