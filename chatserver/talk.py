@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("hearth.node")
 SCORE_BATCH_S = 0.05  # a seeker message is scored at most this long after it was relayed
 SCORE_BATCH_MAX = 64  # or as soon as this many wait (a batch holds the loop ~1.5 ms)
+# A member's typing frames go out at most once this often per room. A connection keeps
+# the time of the last one per room; from eight rooms on it forgets those over a gap
+# old, which hold nothing back (a listener on shift for hours, or a moderator all
+# night, meets hundreds of rooms: tests/test_long_shift.py).
+TYPING_GAP_S = 1.0
 
 
 def _score(text: str, language: str | None) -> risk.Level | None:
@@ -126,9 +131,13 @@ class Talk:
         conn = seat.conn
         now = time.monotonic()
         if conn is not None:
-            if now - conn.typing_at.get(room.id, 0.0) < 1.0:
+            typing_at = conn.typing_at
+            if now - typing_at.get(room.id, 0.0) < TYPING_GAP_S:
                 return  # one typing frame a second is plenty
-            conn.typing_at[room.id] = now
+            if len(typing_at) >= 8:  # forget the marks that no longer hold anything back
+                for old in [r for r, at in typing_at.items() if now - at >= TYPING_GAP_S]:
+                    del typing_at[old]
+            typing_at[room.id] = now
         self.node.broadcast(room.others(seat.id), {"type": "typing", "room": room.id,
                                                    "from": member.who})
 

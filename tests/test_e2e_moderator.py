@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.support.client import Client, listener, moderator, seeker
 from tests.support.procs import Server
 
@@ -109,3 +111,27 @@ async def test_close_with_block_removes_the_seeker_and_refuses_a_new_request(
     spent = await Client.connect(server.ws_url)
     await spent.send({"type": "hello", "resume": s.resume})
     assert await spent.closed() == 4401
+
+
+async def test_typing_in_many_rooms_goes_out_once_a_second_in_each(server: Server) -> None:
+    """A moderator who joined nine rooms types in each twice at once: every room hears
+    it once. (A connection forgets a room's last typing time once a second has passed
+    and it holds eight or more: the second round is held back all the same.)"""
+    _on_shift = [await listener(server.ws_url, server.token("listener", f"L{i}"), capacity=5)
+                 for i in range(2)]
+    seekers = [await seeker(server.ws_url) for _ in range(9)]
+    rooms = [(await s.expect("matched"))["room"] for s in seekers]
+    mod = await moderator(server.ws_url, server.token("moderator", "Mod Ana"))
+    for room in rooms:
+        await mod.send({"type": "join", "room": room})
+        await mod.expect("history")
+    for _ in range(2):
+        for room in rooms:
+            await mod.send({"type": "typing", "room": room})
+
+    async def hears_once(s: Client, room: str) -> None:
+        t = await s.expect("typing")
+        assert (t["room"], t["from"]["role"]) == (room, "moderator")
+        await s.nothing("typing", 0.5)
+
+    await asyncio.gather(*(hears_once(s, r) for s, r in zip(seekers, rooms, strict=True)))

@@ -1,0 +1,190 @@
+"""What a node keeps once sessions are over: nothing that grows with their number.
+
+A listener may stay on shift for hours and a moderator watch all night, on a node
+that runs for weeks. Every session ends in one of the ways people end them, in a
+real uvicorn server run in the test's own process (so that the node can be
+inspected), embedded and on a real Redis. Between two equal batches of sessions
+after a warm-up, no container reachable from the node may grow: a list, dict,
+set or deque that keeps something per session, per room or per message grows in
+every batch. Bounded ones (the matcher's last match times, say) fill in the
+warm-up and stay full."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import gc
+import itertools
+
+import pytest
+import redis.asyncio as aioredis
+
+from chatserver import tokens
+from chatserver.app import create_app
+from chatserver.cli import HearthServer, build_parser, settings_from, uvicorn_config
+from tests.conftest import TEST_ARGS
+from tests.support.client import Client, listener, moderator, seeker
+from tests.support.procs import RedisServer, free_port
+from tests.support.wait import eventually
+
+LISTENERS, CAPACITY = 3, 4
+BATCH = 12  # sessions at once: ten take a listener's seat, two wait and cancel
+CRISIS = "I am going to kill myself tonight, I have the pills ready"
+SETTLE_S = 0.3  # after the last seat has ended: for updates sent a moment later
+
+
+def census(root: object) -> collections.Counter[str]:
+    """The length of every container reachable from ``root`` through Hearth's own
+    objects, by path (a dict's or list's items are ``[*]``, their lengths summed)."""
+    sizes: collections.Counter[str] = collections.Counter()
+    seen: set[int] = set()
+
+    def walk(obj: object, path: str, depth: int) -> None:
+        if id(obj) in seen or depth > 8:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, (dict, list, set, frozenset, tuple, collections.deque)):
+            sizes[path] += len(obj)
+            for item in (obj.values() if isinstance(obj, dict) else obj):
+                walk(item, f"{path}[*]", depth + 1)
+            return
+        if not type(obj).__module__.startswith(("chatserver", "matching")):
+            return  # uvicorn's, websockets', redis-py's objects are theirs to bound
+        fields = dict(getattr(obj, "__dict__", {}))
+        for cls in type(obj).__mro__:
+            for name in getattr(cls, "__slots__", ()):
+                if hasattr(obj, name):
+                    fields[name] = getattr(obj, name)
+        for name, value in fields.items():
+            walk(value, f"{path}.{name}", depth + 1)
+
+    walk(root, "node", 0)
+    return sizes
+
+
+async def _listen(c: Client) -> None:
+    """A listener who greets every new room and types, and otherwise just reads."""
+    while True:
+        frame = await c._next(60)
+        if frame["type"] == "matched":
+            await c.send({"type": "typing", "room": frame["room"]})
+            await c.send({"type": "message", "room": frame["room"], "text": "Hi, I am here."})
+
+
+async def _moderate(c: Client) -> None:
+    while True:
+        await c._next(60)
+
+
+async def _session(url: str, mod: Client, way: int) -> None:
+    """One seeker's session, ended in one of six ways."""
+    if way == 5:  # waits for a topic nobody on shift covers, then gives up
+        s = await seeker(url, topic="grief")
+        await s.expect("queued")
+        await s.send({"type": "cancel"})
+        await s.expect("cancelled")
+        await s.close()
+        return
+    s = await seeker(url, note="I would like to talk about a hard week.")
+    room = (await s.expect("matched"))["room"]
+    await s.expect("message", text="Hi, I am here.")
+    await s.send({"type": "typing", "room": room})
+    await s.send({"type": "message", "room": room, "text": "Thank you.", "id": "m1"})
+    await s.send({"type": "message", "room": room, "text": "write to ana@gmail.com", "id": "m2"})
+    await s.expect("notice")  # the contact details were removed, and the room escalated
+    if way == 0:  # reports, then leaves
+        await s.send({"type": "escalate", "room": room, "reason": "I want a moderator"})
+        await s.send({"type": "leave", "room": room})
+        await s.expect("ended")
+        await s.close()
+    elif way == 1:  # a moderator watches, joins, whispers and closes the room
+        await mod.send({"type": "watch", "room": room})
+        await mod.send({"type": "join", "room": room})
+        await mod.send({"type": "whisper", "room": room, "text": "All well here?"})
+        await s.expect("presence")
+        await mod.send({"type": "close", "room": room, "reason": "done"})
+        await s.expect("ended")
+        await s.close()
+    elif way == 2:  # the connection is lost, and the resume window runs out
+        s.drop()
+    elif way == 3:  # the connection is lost, the seeker comes back, then leaves
+        token = s.resume
+        s.drop()
+        back = await Client.connect(url)
+        await back.hello(resume=token, since=0)
+        await back.send({"type": "leave", "room": room})
+        await back.expect("ended")
+        await back.close()
+    else:  # crisis: resources, an escalation, the listener's cool-down
+        await s.send({"type": "message", "room": room, "text": CRISIS, "id": "m3"})
+        await s.expect("resources")
+        await s.send({"type": "leave", "room": room})
+        await s.expect("ended")
+        await s.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_sessions_leave_nothing_behind_on_the_node(
+        backend: str, redis_server: RedisServer) -> None:
+    args = [*TEST_ARGS, "--host", "127.0.0.1", "--port", str(free_port()), "--rate", "100/1"]
+    if backend == "redis":
+        admin = aioredis.Redis.from_url(redis_server.url)
+        await admin.flushdb()
+        await admin.aclose()
+        args += ["--redis", redis_server.url]
+    settings = settings_from(build_parser().parse_args(args))
+    app = create_app(settings)
+    server = HearthServer(uvicorn_config(app, settings))
+    serving = asyncio.create_task(server.serve())
+    threshold = gc.get_threshold()
+    readers: list[asyncio.Task[None]] = []
+    try:
+        while not server.started:
+            assert not serving.done(), "the server did not start"
+            await asyncio.sleep(0.02)
+        url = f"ws://127.0.0.1:{settings.port}/ws"
+        for i in range(LISTENERS):
+            c = await listener(url, tokens.issue(settings.secret, "listener", f"L{i}", 1),
+                               capacity=CAPACITY, topics=["anxiety"])
+            readers.append(asyncio.create_task(_listen(c)))
+        mod = await moderator(url, tokens.issue(settings.secret, "moderator", "M", 1))
+        readers.append(asyncio.create_task(_moderate(mod)))
+        ways = itertools.cycle(range(6))
+
+        async def batch() -> collections.Counter[str]:
+            await asyncio.wait_for(asyncio.gather(
+                *(_session(url, mod, next(ways)) for _ in range(BATCH))), 30)
+            node = app.state.node
+            # A dropped seat ends when its resume window (TEST_ARGS: 1.5 s) is over.
+            await eventually(lambda: not node.rooms and len(node.seats.all()) == LISTENERS + 1,
+                             10, "every room and seeker seat to end")
+            await asyncio.sleep(SETTLE_S)
+            return census(node)
+
+        await batch()  # warm-up: what is bounded fills here
+        before = await batch()
+        keys_before = await redis_keys(redis_server.url) if backend == "redis" else {}
+        await batch()
+        after = await batch()
+        keys_after = await redis_keys(redis_server.url) if backend == "redis" else {}
+    finally:
+        for task in readers:
+            task.cancel()
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
+        gc.unfreeze()  # the app froze this process's objects at start-up
+        gc.set_threshold(*threshold)
+    grown = {path: (before[path], after[path]) for path in before.keys() | after.keys()
+             if after[path] > before[path]}
+    assert grown == {}, f"grew over {2 * BATCH} sessions (before, after): {grown}"
+    assert all(ttl > 0 for ttl in keys_after.values()), "every Redis key has a TTL"
+    assert len(keys_after) <= len(keys_before), (sorted(keys_before), sorted(keys_after))
+
+
+async def redis_keys(url: str) -> dict[str, int]:
+    """Every key in Redis with its TTL."""
+    client = aioredis.Redis.from_url(url)
+    try:
+        return {key.decode(): await client.ttl(key) async for key in client.scan_iter()}
+    finally:
+        await client.aclose()
