@@ -15,6 +15,7 @@ import asyncio
 import collections
 import gc
 import itertools
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -76,8 +77,9 @@ async def _moderate(c: Client) -> None:
         await c._next(60)
 
 
-async def _session(url: str, mod: Client, way: int) -> None:
-    """One seeker's session, ended in one of six ways."""
+async def _session(url: str, back_at: str, mod: Client, way: int) -> None:
+    """One seeker's session through ``url``, ended in one of six ways (coming back
+    through ``back_at``)."""
     if way == 5:  # waits for a topic nobody on shift covers, then gives up
         s = await seeker(url, topic="grief")
         await s.expect("queued")
@@ -110,7 +112,7 @@ async def _session(url: str, mod: Client, way: int) -> None:
     elif way == 3:  # the connection is lost, the seeker comes back, then leaves
         token = s.resume
         s.drop()
-        back = await Client.connect(url)
+        back = await Client.connect(back_at)
         await back.hello(resume=token, since=0)
         await back.send({"type": "leave", "room": room})
         await back.expect("ended")
@@ -123,55 +125,93 @@ async def _session(url: str, mod: Client, way: int) -> None:
         await s.close()
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+class _InProcess:
+    """A real uvicorn server running Hearth in this process, so its node can be read."""
+
+    def __init__(self, *args: str, secret: str | None = None) -> None:
+        self.settings = settings_from(build_parser().parse_args(
+            [*TEST_ARGS, "--host", "127.0.0.1", "--port", str(free_port()), "--rate", "100/1",
+             *args]))
+        if secret is not None:  # nodes of one service share it
+            self.settings.secret = secret
+        self.app = create_app(self.settings)
+        self.server = HearthServer(uvicorn_config(self.app, self.settings))
+        self.url = f"ws://127.0.0.1:{self.settings.port}/ws"
+        self.serving: asyncio.Task[None] | None = None
+
+    async def start(self) -> _InProcess:
+        self.serving = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            assert not self.serving.done(), "the server did not start"
+            await asyncio.sleep(0.02)
+        return self
+
+    @property
+    def node(self) -> Any:
+        return self.app.state.node
+
+    async def stop(self) -> None:
+        if self.serving is not None:
+            self.server.should_exit = True
+            await asyncio.wait_for(self.serving, 10)
+
+
+@pytest.mark.parametrize("setup", ["embedded", "redis", "two nodes"])
 async def test_sessions_leave_nothing_behind_on_the_node(
-        backend: str, redis_server: RedisServer) -> None:
-    args = [*TEST_ARGS, "--host", "127.0.0.1", "--port", str(free_port()), "--rate", "100/1"]
-    if backend == "redis":
+        setup: str, redis_server: RedisServer) -> None:
+    """With two nodes, the listeners and the moderator are on the first and the seekers
+    on the second, and a seeker who comes back resumes through the first."""
+    args: tuple[str, ...] = ()
+    if setup != "embedded":
         admin = aioredis.Redis.from_url(redis_server.url)
         await admin.flushdb()
         await admin.aclose()
-        args += ["--redis", redis_server.url]
-    settings = settings_from(build_parser().parse_args(args))
-    app = create_app(settings)
-    server = HearthServer(uvicorn_config(app, settings))
-    serving = asyncio.create_task(server.serve())
+        args = ("--redis", redis_server.url)
     threshold = gc.get_threshold()
     readers: list[asyncio.Task[None]] = []
+    staff = _InProcess(*args)
+    nodes = [staff] if setup != "two nodes" else [staff, _InProcess(*args,
+                                                                    secret=staff.settings.secret)]
     try:
-        while not server.started:
-            assert not serving.done(), "the server did not start"
-            await asyncio.sleep(0.02)
-        url = f"ws://127.0.0.1:{settings.port}/ws"
+        for n in nodes:
+            await n.start()
+        secret = staff.settings.secret
         for i in range(LISTENERS):
-            c = await listener(url, tokens.issue(settings.secret, "listener", f"L{i}", 1),
+            c = await listener(staff.url, tokens.issue(secret, "listener", f"L{i}", 1),
                                capacity=CAPACITY, topics=["anxiety"])
             readers.append(asyncio.create_task(_listen(c)))
-        mod = await moderator(url, tokens.issue(settings.secret, "moderator", "M", 1))
+        mod = await moderator(staff.url, tokens.issue(secret, "moderator", "M", 1))
         readers.append(asyncio.create_task(_moderate(mod)))
         ways = itertools.cycle(range(6))
+        seekers_at, back_at = nodes[-1].url, nodes[0].url
+
+        def ended() -> bool:
+            return (all(not n.node.rooms for n in nodes)
+                    and len(staff.node.seats.all()) == LISTENERS + 1
+                    and all(not n.node.seats.all() for n in nodes[1:]))
 
         async def batch() -> collections.Counter[str]:
             await asyncio.wait_for(asyncio.gather(
-                *(_session(url, mod, next(ways)) for _ in range(BATCH))), 30)
-            node = app.state.node
+                *(_session(seekers_at, back_at, mod, next(ways)) for _ in range(BATCH))), 30)
             # A dropped seat ends when its resume window (TEST_ARGS: 1.5 s) is over.
-            await eventually(lambda: not node.rooms and len(node.seats.all()) == LISTENERS + 1,
-                             10, "every room and seeker seat to end")
+            await eventually(ended, 10, "every room and seeker seat to end")
             await asyncio.sleep(SETTLE_S)
-            return census(node)
+            sizes: collections.Counter[str] = collections.Counter()
+            for i, n in enumerate(nodes):
+                sizes.update({f"{i}:{path}": size for path, size in census(n.node).items()})
+            return sizes
 
         await batch()  # warm-up: what is bounded fills here
         before = await batch()
-        keys_before = await redis_keys(redis_server.url) if backend == "redis" else {}
+        keys_before = await redis_keys(redis_server.url) if args else {}
         await batch()
         after = await batch()
-        keys_after = await redis_keys(redis_server.url) if backend == "redis" else {}
+        keys_after = await redis_keys(redis_server.url) if args else {}
     finally:
         for task in readers:
             task.cancel()
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
+        for n in nodes:
+            await n.stop()
         gc.unfreeze()  # the app froze this process's objects at start-up
         gc.set_threshold(*threshold)
     grown = {path: (before[path], after[path]) for path in before.keys() | after.keys()
