@@ -6,8 +6,8 @@ real uvicorn server run in the test's own process (so that the node can be
 inspected), embedded and on a real Redis. Between two equal batches of sessions
 after a warm-up, no container reachable from the node may grow: a list, dict,
 set or deque that keeps something per session, per room or per message grows in
-every batch. Bounded ones (the matcher's last match times, say) fill in the
-warm-up and stay full."""
+every batch. Bounded ones (the matcher's last match times, the scorer's words
+met) fill in the warm-up and stay full."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import asyncio
 import collections
 import gc
 import itertools
+import sys
 from typing import Any
 
 import pytest
@@ -34,9 +35,10 @@ CRISIS = "I am going to kill myself tonight, I have the pills ready"
 SETTLE_S = 0.3  # after the last seat has ended: for updates sent a moment later
 
 
-def census(root: object) -> collections.Counter[str]:
-    """The length of every container reachable from ``root`` through Hearth's own
-    objects, by path (a dict's or list's items are ``[*]``, their lengths summed)."""
+def census(node: object) -> collections.Counter[str]:
+    """The length of every container reachable from ``node`` or from a global of
+    Hearth's modules through Hearth's own objects, by path (a dict's or list's items
+    are ``[*]``, their lengths summed)."""
     sizes: collections.Counter[str] = collections.Counter()
     seen: set[int] = set()
 
@@ -59,7 +61,12 @@ def census(root: object) -> collections.Counter[str]:
         for name, value in fields.items():
             walk(value, f"{path}.{name}", depth + 1)
 
-    walk(root, "node", 0)
+    walk(node, "node", 0)
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in ("chatserver", "matching"):
+            for key, value in vars(module).items():
+                if not key.startswith("__"):
+                    walk(value, f"{name}.{key}", 1)
     return sizes
 
 
