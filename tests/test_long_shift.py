@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import gc
 import itertools
 import sys
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from chatserver import tokens
-from chatserver.app import create_app
-from chatserver.cli import HearthServer, build_parser, settings_from, uvicorn_config
-from tests.conftest import TEST_ARGS
 from tests.support.client import Client, listener, moderator, seeker
-from tests.support.procs import RedisServer, free_port
+from tests.support.inprocess import InProcess
+from tests.support.procs import RedisServer
 from tests.support.wait import eventually
 
 LISTENERS, CAPACITY = 3, 4
@@ -132,37 +128,6 @@ async def _session(url: str, back_at: str, mod: Client, way: int) -> None:
         await s.close()
 
 
-class _InProcess:
-    """A real uvicorn server running Hearth in this process, so its node can be read."""
-
-    def __init__(self, *args: str, secret: str | None = None) -> None:
-        self.settings = settings_from(build_parser().parse_args(
-            [*TEST_ARGS, "--host", "127.0.0.1", "--port", str(free_port()), "--rate", "100/1",
-             *args]))
-        if secret is not None:  # nodes of one service share it
-            self.settings.secret = secret
-        self.app = create_app(self.settings)
-        self.server = HearthServer(uvicorn_config(self.app, self.settings))
-        self.url = f"ws://127.0.0.1:{self.settings.port}/ws"
-        self.serving: asyncio.Task[None] | None = None
-
-    async def start(self) -> _InProcess:
-        self.serving = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            assert not self.serving.done(), "the server did not start"
-            await asyncio.sleep(0.02)
-        return self
-
-    @property
-    def node(self) -> Any:
-        return self.app.state.node
-
-    async def stop(self) -> None:
-        if self.serving is not None:
-            self.server.should_exit = True
-            await asyncio.wait_for(self.serving, 10)
-
-
 @pytest.mark.parametrize("setup", ["embedded", "redis", "two nodes"])
 async def test_sessions_leave_nothing_behind_on_the_node(
         setup: str, redis_server: RedisServer) -> None:
@@ -174,10 +139,9 @@ async def test_sessions_leave_nothing_behind_on_the_node(
         await admin.flushdb()
         await admin.aclose()
         args = ("--redis", redis_server.url)
-    threshold = gc.get_threshold()
     readers: list[asyncio.Task[None]] = []
-    staff = _InProcess(*args)
-    nodes = [staff] if setup != "two nodes" else [staff, _InProcess(*args,
+    staff = InProcess(*args)
+    nodes = [staff] if setup != "two nodes" else [staff, InProcess(*args,
                                                                     secret=staff.settings.secret)]
     try:
         for n in nodes:
@@ -219,8 +183,6 @@ async def test_sessions_leave_nothing_behind_on_the_node(
             task.cancel()
         for n in nodes:
             await n.stop()
-        gc.unfreeze()  # the app froze this process's objects at start-up
-        gc.set_threshold(*threshold)
     grown = {path: (before[path], after[path]) for path in before.keys() | after.keys()
              if after[path] > before[path]}
     assert grown == {}, f"grew over {2 * BATCH} sessions (before, after): {grown}"
