@@ -24,7 +24,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 from matching import Matcher, MatchingError
@@ -45,6 +45,7 @@ from .seats import Seat, SeatRegistry
 from .talk import Talk
 
 log = logging.getLogger("hearth.node")
+STOP_WORK_S = 1.0  # what background work still runs when the node stops has this long
 
 
 class Node:
@@ -59,6 +60,7 @@ class Node:
         self.blocked: dict[str, float] = {}
         self._salt = (secrets.token_bytes(32), int(time.time() // 86400))
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.stopped = False
         self._sweeper: asyncio.Task[None] | None = None
         self.pairing = Pairing(self)
         self.home = Home(self)
@@ -93,7 +95,20 @@ class Node:
         self._sweeper = asyncio.create_task(self._sweep())
 
     async def stop(self) -> None:
+        """Stop for good. Nothing that comes due later runs: a seat whose resume
+        window runs out is not ended (another node may resume it from the directory),
+        and no timer's work is started, so nothing tells Redis this node is alive
+        again after the matcher's close deleted its presence. Work under way gets
+        ``STOP_WORK_S`` to finish, then is cancelled."""
+        self.stopped = True
+        for seat in self.seats.all():
+            if seat.lost_timer is not None:
+                seat.lost_timer.cancel()
+                seat.lost_timer = None
         await stop_task(self._sweeper)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=STOP_WORK_S)
+            await asyncio.gather(*(stop_task(t) for t in list(self._tasks)))
         await self.cross.stop()
         await self.matcher.close()
 
@@ -110,7 +125,12 @@ class Node:
         await asyncio.gather(*(c.drain(1.0) for c in conns))
 
     def spawn(self, coro: Awaitable[Any]) -> None:
-        """Run background work; its failure is logged by kind only, never its details."""
+        """Run background work; its failure is logged by kind only, never its details.
+        Once the node has stopped, work is dropped unstarted."""
+        if self.stopped:
+            if isinstance(coro, Coroutine):
+                coro.close()
+            return
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
