@@ -85,3 +85,20 @@ def test_relay_flush_prints_a_line_per_gap() -> None:
     lines = run.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["gap    5 ms", "gap   10 ms"], run.stdout
     assert all("flushes/s" in line and "ms CPU/s" in line for line in lines), run.stdout
+
+
+def test_soak_prints_checkpoints_and_ends_with_nothing_open() -> None:
+    """soak.py on both backends runs its sessions, prints a line per checkpoint, and
+    finds no room open on the node once the lost seats' resume windows have run out."""
+    for backend in ([], ["--redis"]):
+        run = subprocess.run(
+            [sys.executable, "loadtests/soak.py", "--sessions", "30", "--every", "10",
+             "--at-once", "10", *backend],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr[-2000:]
+        lines = [json.loads(line) for line in run.stdout.splitlines()]
+        done = [line["sessions"] for line in lines[:-1]]  # sessions end a few at a time
+        assert len(done) == 3 and done[-1] == 30 and all(n >= 10 * (i + 1)
+                                                         for i, n in enumerate(done))
+        assert lines[-1]["scenario"] == "soak_end" and lines[-1]["rooms"] == 0
+        assert "MB per 1,000 sessions" in run.stderr
