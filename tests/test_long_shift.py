@@ -3,7 +3,7 @@
 A listener may stay on shift for hours and a moderator watch all night, on a node
 that runs for weeks. Every session ends in one of the ways people end them, in a
 real uvicorn server run in the test's own process (so that the node can be
-inspected), embedded and on a real Redis. Between two equal batches of sessions
+inspected): embedded, on a real Redis, and two nodes on it. Between two equal batches of sessions
 after a warm-up, no container reachable from the node may grow: a list, dict,
 set or deque that keeps something per session, per room or per message grows in
 every batch. Bounded ones (the matcher's last match times, the scorer's words

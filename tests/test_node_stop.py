@@ -42,7 +42,7 @@ async def test_a_stopped_node_leaves_its_seats_for_another_node(
         await back.hello(resume=token)
         assert (await back.expect("queued"))["position"] == 1
         await back.close()
-        await lst.closed()
+        assert await lst.closed() == 1012  # the stopping server's "come back soon"
     finally:
         await first.stop()
         if second is not None:
