@@ -75,8 +75,9 @@ async def session(port: int, n: int) -> None:
         s.send_json({"type": "leave", "room": room})
         await s.expect("ended")
         s.close()
+        await asyncio.wait_for(s.lost, 10)  # the server's close: a goodbye, the seat ends now
     finally:
-        s.abort()
+        s.abort()  # a no-op unless the session failed
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
