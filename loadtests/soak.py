@@ -94,7 +94,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             c = await hearth_listener(server.port, token, f"L{i}", CAPACITY)
             answering(c)
             listeners.append(c)
-        done = 0
+        done = last_done = 0
         t0 = last_t = time.perf_counter()
         pending: set[asyncio.Task[None]] = set()
         next_n = 0
@@ -111,9 +111,9 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 now = time.perf_counter()
                 line = {"scenario": "soak", "sessions": done, "rss_mb": round(
                     rss_bytes(server.pid) / 2**20, 1), "sessions_per_s": round(
-                    args.every / (now - last_t)), **open_now(server.port),
+                    (done - last_done) / (now - last_t)), **open_now(server.port),
                     "elapsed_s": round(now - t0, 1)}
-                last_t = now
+                last_t, last_done = now, done
                 lines.append(line)
                 print(json.dumps(line), flush=True)
         await asyncio.sleep(3)  # the lost seats' resume windows run out
