@@ -472,9 +472,7 @@ class CrossNode:
             if not any(r in self.node.rooms for r in seat.rooms):
                 self.node.seats.remove(seat)
                 return
-        if seat.lost_timer is not None:
-            seat.lost_timer.cancel()
-            seat.lost_timer = None
+        seat.keep()
         was_away = seat.node != new or seat.conn is None
         seat.node, seat.conn = new, None
         room = self.node.rooms.get(event.get("room", ""))

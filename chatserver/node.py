@@ -102,9 +102,7 @@ class Node:
         ``STOP_WORK_S`` to finish, then is cancelled."""
         self.stopped = True
         for seat in self.seats.all():
-            if seat.lost_timer is not None:
-                seat.lost_timer.cancel()
-                seat.lost_timer = None
+            seat.keep()
         await stop_task(self._sweeper)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=STOP_WORK_S)
@@ -223,9 +221,7 @@ class Node:
                 claimed: bool = False) -> None:
         old = seat.conn
         seat.conn = conn
-        if seat.lost_timer is not None:
-            seat.lost_timer.cancel()
-            seat.lost_timer = None
+        seat.keep()
         if old is not None:
             old.close(CloseCode.RESUMED_ELSEWHERE)
         else:

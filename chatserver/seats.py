@@ -52,6 +52,12 @@ class Seat:
     remote_rooms: dict[str, tuple[str, dict[str, Any] | None]] = field(default_factory=dict)
     remote_seq: dict[str, int] = field(default_factory=dict)  # last seq delivered, by room
 
+    def keep(self) -> None:
+        """Cancel the end that ``lost_timer`` holds for this seat, if any."""
+        if self.lost_timer is not None:
+            self.lost_timer.cancel()
+            self.lost_timer = None
+
 
 class SeatRegistry:
     def __init__(self) -> None:
@@ -98,6 +104,4 @@ class SeatRegistry:
     def remove(self, seat: Seat) -> None:
         self._seats.pop(seat.id, None)
         self._by_resume.pop(seat.resume_digest, None)
-        if seat.lost_timer is not None:
-            seat.lost_timer.cancel()
-            seat.lost_timer = None
+        seat.keep()
