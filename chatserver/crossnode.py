@@ -55,6 +55,15 @@ _FIELDS: dict[type, tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in FRAMES.values()}
 
 
+def out_event(seats: list[str], out: Outgoing) -> Event:
+    """The event that has another node deliver ``out`` to these of its seats: the frame
+    as the JSON made for local members and the history anyway, which that node sends
+    on as it is, with the type, room and seq its view of the room needs."""
+    frame = out.frame
+    return {"k": "out", "to": seats, "j": out.json(), "t": frame.get("type"),
+            "r": frame.get("room"), "s": frame.get("seq")}
+
+
 class CrossNode:
     """The node's side of the relay. Made by the node; call :meth:`start` after the
     matcher started and :meth:`stop` before it closes."""
@@ -96,14 +105,9 @@ class CrossNode:
     # -- outgoing --------------------------------------------------------------------
 
     def deliver(self, ghosts: dict[str, list[str]], out: Outgoing) -> None:
-        """Post one frame to ghosts grouped by node: as the JSON made for local members
-        and the history anyway, which the member's node sends on as it is, with the
-        type, room and seq its view of the room needs (docs/multinode.md)."""
-        frame, text = out.frame, out.json()
-        kind, room, seq = frame.get("type"), frame.get("room"), frame.get("seq")
+        """Post one frame to ghosts grouped by node (:func:`out_event`, docs/multinode.md)."""
         for node, seats in ghosts.items():
-            self.relay.post(node, {"k": "out", "to": seats, "j": text, "t": kind, "r": room,
-                                   "s": seq})
+            self.relay.post(node, out_event(seats, out))
 
     def forward(self, seat: Seat, frame: protocol.Frame) -> bool:
         """Send a member's frame to its room's home; False if the room is local or unknown."""

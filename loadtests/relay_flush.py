@@ -5,8 +5,8 @@
 Starts its own redis-server, then for each flush gap (``FLUSH_GAP_S``, in ms) two
 processes on the server core, each with a ``RedisRelay`` as a node has: a sender
 posting ``--rate`` events a second (an ``out`` event carrying a message frame's
-JSON, as ``CrossNode.deliver`` posts it, a few at a time as a node's connections
-would) to the receiver's inbox, and the
+JSON, made by ``crossnode.out_event`` as ``CrossNode.deliver`` makes it, a few at
+a time as a node's connections would) to the receiver's inbox, and the
 receiver, whose ``on_event`` only counts. Prints each one's CPU per second over the
 same window, the PUBLISH commands Redis served per second (``INFO commandstats``),
 and between one gap and the next the CPU each flush avoided saved. No WebSockets,
@@ -36,6 +36,7 @@ WARM_S = 1.0
 async def node(role: str, url: str, gap_s: float, rate: float, seconds: float) -> None:
     sys.path.insert(0, str(ROOT))
     from chatserver import relay_redis
+    from chatserver.crossnode import out_event
     from chatserver.protocol import Outgoing
 
     relay_redis.FLUSH_GAP_S = gap_s
@@ -53,15 +54,14 @@ async def node(role: str, url: str, gap_s: float, rate: float, seconds: float) -
         cpu, n = time.process_time() - c0, got[0] - n0
         print(f"{1e3 * cpu / seconds:.1f} {n / seconds:.0f}", flush=True)
     else:
-        text = Outgoing(FRAME).json()
+        out, to = Outgoing(FRAME), ["s-0123456789abcdef0123"]
         start, posted = loop.time(), 0
         c0: float | None = None  # CPU time when the measured window opened
         cpu: float | None = None  # and what the window took
         while loop.time() < start + WARM_S + seconds + 1.0:  # the receiver's window, and more
             due = int((loop.time() - start) * rate)
             while posted < due:
-                relay.post("recv", {"k": "out", "to": ["s-0123456789abcdef0123"], "j": text,
-                                    "t": FRAME["type"], "r": FRAME["room"], "s": FRAME["seq"]})
+                relay.post("recv", out_event(to, out))  # an event a post, as a node makes
                 posted += 1
             elapsed = loop.time() - start
             if c0 is None and elapsed >= WARM_S:
