@@ -24,7 +24,9 @@ instead of one per event. Flushes are at least ``FLUSH_GAP_S`` apart: an event
 after a quiet spell goes out at once, one during a burst waits at most that
 long. A flush costs the two nodes ~400 us of CPU whatever it carries (measured
 as what each flush avoided saved; the relay alone takes 135-180 us sending and
-70-80 receiving, ``loadtests/relay_flush.py``), so the gap bounds that cost at
+70-80 receiving, ``loadtests/relay_flush.py``, on a fast host and with the
+events' older MessagePack frames: 309 and 115 with today's JSON on a host half
+as fast, docs/performance.md), so the gap bounds that cost at
 ~4 % of a core per direction under any load, for at most 10 ms more per hop
 (docs/performance.md). Readers take either form.
 
