@@ -33,11 +33,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# redis-server for the tests' own Redis, Chromium for the browser tests.
+# redis-server for the tests' own Redis, Chromium for the browser tests, valgrind for
+# loadtests/instructions.py (and its smoke test).
 system-deps:
-	@command -v redis-server >/dev/null && [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] || { \
+	@command -v redis-server >/dev/null && command -v valgrind >/dev/null && \
+	  [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] || { \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq redis-server chromium nginx >/dev/null; }
+	  $(SUDO) apt-get install -y -qq redis-server chromium nginx valgrind >/dev/null; }
 
 $(AXE):
 	mkdir -p $(NODE_DIR)

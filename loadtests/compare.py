@@ -15,14 +15,13 @@ Bounded in count and time; 127.0.0.1 only.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 from pathlib import Path
 from typing import Any
 
 from procs import Pinned, pin_self, raise_nofile
-from relay import Recorder, Rooms, floor_rooms, hearth_rooms, measure
+from relay import Recorder, Rooms, interleaved, measure, tree_arguments
 
 
 async def compare(trees: list[Path], rooms: int, rate: float, seconds: float,
@@ -32,39 +31,17 @@ async def compare(trees: list[Path], rooms: int, rate: float, seconds: float,
     servers = [Pinned("--rate", "1000/1", root=tree) for tree in trees]
     servers.append(Pinned(floor=True))
     names = [str(tree) for tree in trees] + ["floor"]
-    opened: list[Rooms] = []
-    try:
-        for server in servers:
-            server.start()
-        for server, name in zip(servers, names, strict=True):
-            if name == "floor":
-                opened.append(await floor_rooms(server.port, rooms))
-            else:
-                token = server.token("listener", "compare", 1)
-                opened.append(await hearth_rooms(server.port, server.port, token, rooms))
-        recorder = Recorder()
-        for r in opened:
-            r.listen(recorder)
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-        for _ in range(repeat):
-            for server, name, r in zip(servers, names, opened, strict=True):
-                runs[name].append(await measure([server.pid], r.senders, recorder, rate,
-                                                seconds, 2.0))
-        return [(name, runs[name]) for name in names]
-    finally:
-        for r in opened:
-            r.close()
-        for server in servers:
-            server.stop()
+
+    async def window(k: int, i: int, server: Pinned, rooms: Rooms,
+                     recorder: Recorder) -> dict[str, Any]:
+        return await measure([server.pid], rooms.senders, recorder, rate, seconds, 2.0)
+
+    results = await interleaved(servers, rooms, repeat, window)
+    return list(zip(names, results, strict=True))
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("trees", nargs="+", type=Path, help="source trees (checkouts) of Hearth")
-    p.add_argument("--rooms", type=int, default=1000)
-    p.add_argument("--rate", type=float, default=2000, help="messages sent per second")
-    p.add_argument("--seconds", type=float, default=6.0, help="length of one window")
-    p.add_argument("--repeat", type=int, default=3, help="windows per server")
+    p = tree_arguments(__doc__.split("\n\n")[0], rooms=1000, rate=2000, seconds=6.0, repeat=3)
     args = p.parse_args()
     results = asyncio.run(compare([t.resolve() for t in args.trees], args.rooms, args.rate,
                                   args.seconds, args.repeat))

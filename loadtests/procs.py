@@ -39,26 +39,30 @@ def _pin_prefix(cpu: int | None) -> list[str]:
 class Pinned(Server):
     """``python -m chatserver`` (or the floor) started under ``taskset -c CPU``.
 
-    ``taskset`` execs the Python process, so ``proc.pid`` is the server's pid.
+    ``taskset`` execs the Python process, so ``proc.pid`` is the server's pid
+    (valgrind, as ``wrap``, runs the interpreter in its own process too).
     """
 
     def __init__(self, *args: str, cpu: int | None = SERVER_CPU, floor: bool = False,
-                 root: Path = ROOT, **kw: object) -> None:
+                 root: Path = ROOT, wrap: tuple[str, ...] = (), ready_s: float = 20,
+                 **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self.cpu = cpu
         self.floor = floor
         self.root = root  # the source tree whose chatserver runs (compare.py)
+        self.wrap = wrap  # a command the interpreter runs under (instructions.py: valgrind)
+        self.ready_s = ready_s
 
     def start(self) -> Pinned:
         if self.floor:
             target = [str(ROOT / "loadtests" / "floor.py")]
         else:
             target = ["-m", "chatserver"]
-        cmd = [*_pin_prefix(self.cpu), sys.executable, *target, "--port", str(self.port),
-               *self.args]
+        cmd = [*_pin_prefix(self.cpu), *self.wrap, sys.executable, *target,
+               "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        wait_until(self.healthy, 20, f"server on {self.port}")
+        wait_until(self.healthy, self.ready_s, f"server on {self.port}")
         return self
 
     @property

@@ -10,14 +10,16 @@ receive path never parses JSON.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from procs import cpu_seconds
+from procs import Pinned, cpu_seconds
 from texts import TEXTS
 from wsclient import WSClient, connect
 
@@ -175,6 +177,51 @@ async def floor_rooms(port: int, n_rooms: int) -> Rooms:
         rooms.clients += [a, b]
         rooms.senders += [Sender(a, prefixes(f"r{i}", i)), Sender(b, prefixes(f"r{i}", i + 1))]
     return rooms
+
+
+def tree_arguments(description: str, *, rooms: int, rate: float, seconds: float,
+                   repeat: int) -> argparse.ArgumentParser:
+    """The command line of the scripts that compare source trees with the floor."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("trees", nargs="+", type=Path, help="source trees (checkouts) of Hearth")
+    p.add_argument("--rooms", type=int, default=rooms)
+    p.add_argument("--rate", type=float, default=rate, help="messages sent per second")
+    p.add_argument("--seconds", type=float, default=seconds, help="length of one window")
+    p.add_argument("--repeat", type=int, default=repeat, help="windows per server")
+    return p
+
+
+Window = Callable[[int, int, Pinned, Rooms, Recorder], Awaitable[dict[str, Any]]]
+
+
+async def interleaved(servers: Sequence[Pinned], n_rooms: int, repeat: int,
+                      window: Window, stop_s: float = 10) -> list[list[dict[str, Any]]]:
+    """Start the servers, open the same number of rooms on each (Hearth's, or the
+    floor's pairs), then ``repeat`` rounds of ``window(round, i, server, rooms,
+    recorder)`` for every server in turn; stop them all. Each server's results."""
+    opened: list[Rooms] = []
+    try:
+        for server in servers:
+            server.start()
+        for server in servers:
+            if server.floor:
+                opened.append(await floor_rooms(server.port, n_rooms))
+            else:
+                token = server.token("listener", "bench", 1)
+                opened.append(await hearth_rooms(server.port, server.port, token, n_rooms))
+        recorder = Recorder()
+        for r in opened:
+            r.listen(recorder)
+        results: list[list[dict[str, Any]]] = [[] for _ in servers]
+        for k in range(repeat):
+            for i, (server, r) in enumerate(zip(servers, opened, strict=True)):
+                results[i].append(await window(k, i, server, r, recorder))
+        return results
+    finally:
+        for r in opened:
+            r.close()
+        for server in servers:
+            server.stop(timeout=stop_s)
 
 
 # -- load ------------------------------------------------------------------------------

@@ -102,3 +102,21 @@ def test_soak_prints_checkpoints_and_ends_with_nothing_open() -> None:
                                                          for i, n in enumerate(done))
         assert lines[-1]["scenario"] == "soak_end" and lines[-1]["rooms"] == 0
         assert "MB per 1,000 sessions" in run.stderr
+
+
+def test_instructions_counts_hearth_and_the_floor_under_callgrind(tmp_path: Path) -> None:
+    """instructions.py runs Hearth and the floor under valgrind, counts a window of
+    each, and keeps the dumps it was asked to; a bare relay executes less a message."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/instructions.py", ".", "--rooms", "2", "--rate", "5",
+         "--seconds", "2", "--keep", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = {}
+    for line in run.stdout.splitlines()[1:]:
+        name, _, rest = line.partition(" net ")
+        counts[name.strip()] = int(rest.split()[0].replace(",", ""))
+    assert set(counts) == {f"0:{ROOT}", "floor"}, run.stdout
+    assert 0 < counts["floor"] < counts[f"0:{ROOT}"], run.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "0.window0.callgrind", "floor.window0.callgrind"]

@@ -1,0 +1,172 @@
+"""Instructions per delivered message, counted by valgrind: Hearth from several
+source trees against the floor, a measure that the host's noise does not move.
+
+    git worktree add /tmp/before HEAD~3
+    python loadtests/instructions.py /tmp/before .       # before and after
+    python loadtests/instructions.py --rooms 200 --rate 100 --keep build/callgrind .
+
+CPU time on this shared two-core machine moves by +-10 % between runs of the
+same code (docs/performance.md, "Noise"), and the machine has no hardware
+counters (``perf stat -e instructions``: not supported). Callgrind counts the
+instructions a process executes in user space, whatever else the host does:
+each server runs under ``valgrind --tool=callgrind --instr-atstart=no``, the
+same rooms are opened on every one (natively fast, instrumentation off), then
+for each server in turn instrumentation is switched on, a warm-up window is
+sent, the counters are zeroed, one idle window and one paced window are
+counted (``callgrind_control --zero`` / ``--dump``), and instrumentation is
+switched off again.
+
+What it is and is not: user-space instructions only (the kernel's socket work,
+about a third of the floor's CPU, is not in them), and instructions are not
+time (a cache miss costs many); under valgrind a server is ~50x slower, so the
+paced rate is low (``--rate``, default 40 a second) and each message is mostly
+handled alone, as at 1,000 rooms x 1 msg/s natively, not as at saturation. The
+``idle`` column is what a server executes a second with nothing sent (timers,
+the loop, the pings uvicorn sends every connection every 20 s: keep windows a
+multiple of 20 s, or the ping rounds a window happens to hold move it by
+several percent); ``net`` takes it off. Two windows of the same code agree
+to 0.3 %. Use it to compare versions of Hearth with each
+other and with the floor; the targets stay in CPU time (``bench.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from procs import Pinned, pin_self, raise_nofile
+from relay import Recorder, Rooms, interleaved, paced, tree_arguments
+
+VALGRIND = ("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
+
+
+class Counted(Pinned):
+    """A server (Hearth from ``root``, or the floor) under callgrind, instrumentation off."""
+
+    def __init__(self, *args: str, out_dir: Path, keep: Path | None = None, **kw: Any) -> None:
+        self.out_dir = out_dir
+        self.keep = keep  # where the paced windows' dumps go, for callgrind_annotate
+        out = out_dir / "callgrind.out"
+        super().__init__(*args, wrap=(*VALGRIND, f"--callgrind-out-file={out}"),
+                         ready_s=180, **kw)
+
+    def control(self, *what: str) -> None:
+        done = subprocess.run(["callgrind_control", *what, str(self.pid)], timeout=120,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"callgrind_control {' '.join(what)}: {done.stderr.strip()}")
+
+    def dumped(self, keep_as: str | None = None) -> int:
+        """Dump the counters since the last zero or dump; the instructions counted.
+        The dump is moved to ``keep/keep_as`` if both are given, else removed."""
+        before = set(self.out_dir.glob("callgrind.out.*"))
+        self.control("--dump")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            new = set(self.out_dir.glob("callgrind.out.*")) - before
+            for path in new:
+                text = path.read_text(errors="replace")
+                for line in text.splitlines():
+                    if line.startswith("summary:"):  # written last: the dump is complete
+                        if self.keep is not None and keep_as is not None:
+                            shutil.move(path, self.keep / keep_as)
+                        else:
+                            path.unlink()
+                        return int(line.split()[1])
+            time.sleep(0.2)
+        raise TimeoutError("callgrind wrote no dump")
+
+
+async def count_one(server: Counted, rooms: Rooms, recorder: Recorder, rate: float,
+                    seconds: float, keep_as: str) -> dict[str, Any]:
+    """Warm-up, then an idle window and a paced window, counted."""
+    server.control("--instr=on")
+    try:
+        await paced(rooms.senders, rate, seconds / 2)  # the warm-up: valgrind's and Python's
+        await asyncio.sleep(3)  # late deliveries of the warm-up land before the zero
+        server.control("--zero")
+        await asyncio.sleep(seconds)
+        idle = server.dumped()
+        recorder.reset()
+        t0 = time.perf_counter()
+        sent = await paced(rooms.senders, rate, seconds)
+        deadline = time.perf_counter() + 30
+        while len(recorder.lat_ns) < 2 * sent and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        wall = time.perf_counter() - t0
+        busy = server.dumped(keep_as)
+        delivered = len(recorder.lat_ns)
+        recorder.stop()
+    finally:
+        server.control("--instr=off")
+    idle_per_s = idle / seconds
+    return {
+        "sent": sent, "delivered": delivered,
+        "ir_per_msg": round(busy / delivered) if delivered else None,
+        "idle_ir_per_s": round(idle_per_s),
+        "net_ir_per_msg": round((busy - idle_per_s * wall) / delivered) if delivered else None,
+    }
+
+
+async def run(trees: list[Path], n_rooms: int, rate: float, seconds: float, repeat: int,
+              keep: Path | None) -> dict[str, list[dict[str, Any]]]:
+    raise_nofile(65536)
+    pin_self()
+    work = Path(tempfile.mkdtemp(prefix="hearth-callgrind-"))
+    names = [f"{i}:{t}" for i, t in enumerate(trees)] + ["floor"]  # a tree may come twice
+    servers: list[Counted] = []
+    for i, tree in enumerate(trees):
+        (work / str(i)).mkdir()
+        servers.append(Counted("--rate", "1000/1", root=tree, out_dir=work / str(i), keep=keep))
+    (work / "floor").mkdir()
+    servers.append(Counted(floor=True, out_dir=work / "floor", keep=keep))
+
+    async def window(k: int, i: int, server: Pinned, rooms: Rooms,
+                     recorder: Recorder) -> dict[str, Any]:
+        assert isinstance(server, Counted)
+        tag = "floor" if server.floor else str(i)
+        return await count_one(server, rooms, recorder, rate, seconds,
+                               f"{tag}.window{k}.callgrind")
+
+    try:
+        results = await interleaved(servers, n_rooms, repeat, window, stop_s=60)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dict(zip(names, results, strict=True))
+
+
+def main() -> int:
+    # 20 s: the server's ping interval, so that every window holds one ping per connection
+    p = tree_arguments(__doc__.split("\n\n")[0], rooms=100, rate=40, seconds=20.0, repeat=1)
+    p.add_argument("--keep", type=Path, help="keep each paced window's dump here "
+                   "(callgrind_annotate --inclusive=yes FILE: where the instructions go)")
+    args = p.parse_args()
+    if args.keep is not None:
+        args.keep = args.keep.resolve()
+        args.keep.mkdir(parents=True, exist_ok=True)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    results = asyncio.run(run([t.resolve() for t in args.trees], args.rooms, args.rate,
+                              args.seconds, args.repeat, args.keep))
+    floor = results["floor"]
+    floor_net = min(r["net_ir_per_msg"] for r in floor)
+    print("user-space instructions per delivered message (callgrind); "
+          f"{args.rooms} rooms, {args.rate:g} msg/s, {args.seconds:g} s windows")
+    for name, runs in results.items():
+        net = [r["net_ir_per_msg"] for r in runs]
+        print(f"{name:30s} net {min(net):9,d} ({min(net) / floor_net:4.2f}x floor)  "
+              f"windows {[r['ir_per_msg'] for r in runs]}  net {net}  "
+              f"idle/s {[r['idle_ir_per_s'] for r in runs]}  "
+              f"delivered {[r['delivered'] for r in runs]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
