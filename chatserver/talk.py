@@ -93,19 +93,29 @@ class Talk:
             self._score_now()
 
     def _score_now(self) -> None:
+        """Score the waiting batch here, in the timer's callback: a task only for
+        the rises, which are rare (one task a batch cost more than scoring a
+        message, at a few messages a batch: loadtests/instructions.py)."""
         if self._score_timer is not None:
             self._score_timer.cancel()
             self._score_timer = None
         batch, self._to_score = self._to_score, []
-        if batch:
-            self.node.spawn(self._score_batch(batch))
+        if not batch or self.node.stopped:
+            return
+        rises = []
+        for room, seat, text in batch:
+            if room.risk == "crisis":
+                continue
+            level = _score(text, room.language)
+            if (level is not None and risk.rank(level) > risk.rank(room.risk)
+                    and self.node.rooms.get(room.id) is room):
+                rises.append((room, seat, level))
+        if rises:
+            self.node.spawn(self._raise_all(rises))
 
-    async def _score_batch(self, batch: list[tuple[Room, Seat, str]]) -> None:
-        levels = [None if room.risk == "crisis" else _score(text, room.language)
-                  for room, _, text in batch]
-        for (room, seat, _), level in zip(batch, levels, strict=True):
-            if level is not None and self.node.rooms.get(room.id) is room:
-                await self._raise_risk(room, seat, level)
+    async def _raise_all(self, rises: list[tuple[Room, Seat, risk.Level]]) -> None:
+        for room, seat, level in rises:
+            await self._raise_risk(room, seat, level)
 
     async def _raise_risk(self, room: Room, seat: Seat, level: risk.Level) -> None:
         node = self.node

@@ -109,3 +109,30 @@ async def test_escalation_frames_reach_moderators_on_join_later(server: Server) 
     await mod.hello(role="moderator", token=server.token("moderator", "Late"))
     rooms = (await mod.expect("rooms"))["rooms"]
     assert [r["escalated"] for r in rooms if r["room"] == room] == [True]
+
+
+async def test_messages_scored_together_each_raise_their_own_room(server: Server) -> None:
+    """Seeker messages sent at once are scored in one batch (talk.SCORE_BATCH_S):
+    each room's risk follows its own messages, in order, and a calm room hears nothing."""
+    lst = await listener(server.ws_url, server.token("listener", "Sam"), capacity=3)
+    seekers = [await seeker(server.ws_url, language="en") for _ in range(3)]
+    rooms = [(await s.expect("matched"))["room"] for s in seekers]
+    texts = [
+        ["i had a long day at work", CRISIS],  # normal, then crisis: one rise, to crisis
+        ["honestly everyone would be better off without me", CRISIS],  # two rises
+        ["thanks, that helps a lot"],  # stays normal
+    ]
+    for s, room, said in zip(seekers, rooms, texts, strict=True):
+        for text in said:
+            await s.send({"type": "message", "room": room, "text": text})
+    risks: dict[str, list[str]] = {room: [] for room in rooms}
+    for _ in range(3):
+        frame = await lst.expect("risk", timeout=2.0)
+        risks[frame["room"]].append(frame["risk"])
+    await lst.nothing("risk", 0.3)
+    assert risks == {rooms[0]: ["crisis"], rooms[1]: ["elevated", "crisis"], rooms[2]: []}
+    for s, wanted in zip(seekers, [True, True, False], strict=True):
+        if wanted:
+            await s.expect("resources", timeout=1.0)
+        else:
+            await s.nothing("resources", 0.1)
