@@ -386,3 +386,44 @@ def test_the_quick_matching_misses_nothing_on_the_labelled_set() -> None:
     for example in EXAMPLES:
         for key in _KEYS:
             _assert_quick_matches_are_all_matches(normalise(example.text), key)
+
+
+def _every_match(index: risk._Index, text: str) -> list[tuple[risk._Entry, tuple[int, int]]]:
+    """What _Index.matches must yield, by its definition: at every word start, in
+    text order, every entry the word can start whose regex matches there."""
+    found, pos = [], 0
+    for token in text.split(" "):
+        entries = list(index.exact.get(token, ()))
+        entries += [e for stem, e in index.prefixes.get(token[:3], ()) if token.startswith(stem)]
+        for entry in entries:
+            m = entry.regex.match(text, pos)
+            if m is not None:
+                found.append((entry, m.span()))
+        pos += len(token) + 1
+    return found
+
+
+def _check_index_matches(texts: list[str]) -> None:
+    for key, index in risk._LEXICON.indexes.items():
+        for text in texts:
+            t = normalise(text)
+            got = [(e, m.span()) for e, m in index.matches(t)]
+            assert got == _every_match(index, t), (key, text)
+
+
+def test_index_matches_finds_what_trying_every_word_finds() -> None:
+    """The index visits only the words that start an entry, skipping those whose next
+    word cannot follow; on the labelled set it finds exactly what trying every entry
+    of every word finds, in the same order."""
+    _check_index_matches([e.text for e in EXAMPLES])
+
+
+def test_index_matches_holds_when_its_cache_is_cleared_mid_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index's word cache is cleared when it passes _SEEN_MAX, which may happen
+    while a message's words are being looked up: with a clear every few messages it
+    still finds exactly what trying every word finds."""
+    monkeypatch.setattr(risk, "_SEEN_MAX", 60)  # more than a message's words, as 50,000 is
+    for index in risk._LEXICON.indexes.values():  # cold: every word is new again
+        index.seen.clear()
+    _check_index_matches([e.text for e in EXAMPLES])
