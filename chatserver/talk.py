@@ -94,8 +94,9 @@ class Talk:
 
     def _score_now(self) -> None:
         """Score the waiting batch here, in the timer's callback: a task only for
-        the rises, which are rare (one task a batch cost more than scoring a
-        message, at a few messages a batch: loadtests/instructions.py)."""
+        the rises, which are rare. A task a batch cost ~31,000 instructions, a
+        third of scoring a message, and at a quiet hour a batch holds one
+        (loadtests/instructions.py; docs/performance.md)."""
         if self._score_timer is not None:
             self._score_timer.cancel()
             self._score_timer = None
