@@ -24,8 +24,8 @@ handled alone, as at 1,000 rooms x 1 msg/s natively, not as at saturation. The
 ``idle`` column is what a server executes a second with nothing sent (timers,
 the loop, the pings uvicorn sends every connection every 20 s: keep windows a
 multiple of 20 s, or the ping rounds a window happens to hold move it by
-several percent); ``net`` takes it off. Two windows of the same code agree
-to 0.3 %. Use it to compare versions of Hearth with each
+several percent); ``net`` takes it off. Repeats of the same code agree
+within 0.4 %. Use it to compare versions of Hearth with each
 other and with the floor; the targets stay in CPU time (``bench.py``).
 """
 
