@@ -108,15 +108,15 @@ class Talk:
             if room.risk == "crisis":
                 continue
             level = _score(text, room.language)
-            if (level is not None and risk.rank(level) > risk.rank(room.risk)
-                    and self.node.rooms.get(room.id) is room):
+            if level is not None and risk.rank(level) > risk.rank(room.risk):
                 rises.append((room, seat, level))
         if rises:
             self.node.spawn(self._raise_all(rises))
 
     async def _raise_all(self, rises: list[tuple[Room, Seat, risk.Level]]) -> None:
         for room, seat, level in rises:
-            await self._raise_risk(room, seat, level)
+            if self.node.rooms.get(room.id) is room:  # it may have ended during an await
+                await self._raise_risk(room, seat, level)
 
     async def _raise_risk(self, room: Room, seat: Seat, level: risk.Level) -> None:
         node = self.node
