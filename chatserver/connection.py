@@ -133,9 +133,20 @@ class Connection:
         """Write or queue one frame; never awaits. Closes with 4420 when the client lags."""
         if self.closed:
             return
-        item = out.encoded(self.msgpack_binary)
+        binary = self.msgpack_binary
+        item = out.encoded(True) if binary else out.json()
         if self._wakeup is not None and not self._outbox:  # the writer is idle
-            self._write_now(item)
+            # _message and _step written out: this runs for every frame delivered.
+            coro = self._send({"type": "websocket.send", "bytes" if binary else "text": item})
+            try:
+                waiting = coro.send(None)  # type: ignore[attr-defined]
+            except StopIteration:
+                return  # sent
+            except Exception:  # the peer went away; the reader sees the disconnect
+                self.closed = self.gone = True
+                return
+            self._stalled = (coro, waiting)  # type: ignore[assignment]
+            self._wake()
             return
         if len(self._outbox) >= self._limit:
             self.close(CloseCode.BACKLOG)
@@ -144,17 +155,6 @@ class Connection:
             return
         self._outbox.append(item)
         self._wake()
-
-    def _write_now(self, item: str | bytes) -> None:
-        coro = self._send(_message(item))
-        try:
-            waiting = _step(coro)  # type: ignore[arg-type]
-        except Exception:  # the peer went away; the reader sees the disconnect
-            self.closed = self.gone = True
-            return
-        if waiting is not _DONE:
-            self._stalled = (coro, waiting)  # type: ignore[assignment]
-            self._wake()
 
     def send(self, frame: dict[str, Any]) -> None:
         self.push(Outgoing(frame))

@@ -124,6 +124,11 @@ async def _hello(ws: WebSocket, node: Node, conn: Connection):  # type: ignore[n
 
 async def _read(receive: Receive, node: Node, conn: Connection, seat) -> None:  # type: ignore[no-untyped-def]
     limits = Limits(*node.settings.rate)
+    # Bound once: the loop below runs for every frame of the connection's life.
+    decode, parse_frame, role = protocol.decode, protocol.parse_frame, seat.role
+    handle_now, count_frame = node.handle_now, metrics.count_frame
+    observe_handle = metrics.observe_handle
+    clock = time.perf_counter
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -132,18 +137,18 @@ async def _read(receive: Receive, node: Node, conn: Connection, seat) -> None:  
             return
         if conn.closed:
             continue  # closing: drain what the client still sends
-        started = time.perf_counter()
+        started = clock()
         kind = "other"
         try:
             payload = message.get("text")
             if payload is None:
                 payload = message.get("bytes") or b""
-            obj = protocol.decode(payload, msgpack_binary=conn.msgpack_binary)
+            obj = decode(payload, msgpack_binary=conn.msgpack_binary)
             kind = obj["type"]
-            metrics.count_frame(kind)
+            count_frame(kind)
             limits.check(kind, started)
-            frame = protocol.parse_frame(obj, seat.role)
-            if not node.handle_now(seat, frame):
+            frame = parse_frame(obj, role)
+            if not handle_now(seat, frame):
                 await node.handle(seat, frame)
         except FrameError as exc:
             metrics.ERRORS.labels(str(exc.code)).inc()
@@ -152,4 +157,4 @@ async def _read(receive: Receive, node: Node, conn: Connection, seat) -> None:  
             conn.send(exc.frame())
             if exc.code == protocol.ErrorCode.RATE_LIMITED and limits.strike(started):
                 await _close(conn, CloseCode.FLOODING)
-        metrics.observe_handle(time.perf_counter() - started)
+        observe_handle(clock() - started)

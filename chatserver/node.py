@@ -309,7 +309,9 @@ class Node:
         now = self.handlers_now.get(type(frame))
         if now is None:
             return False
-        if seat.node is None and self.cross.forward(seat, frame):
+        # Both kinds name a room; one of this node's needs no look at the others.
+        if (seat.node is None and frame.room not in self.rooms  # type: ignore[union-attr]
+                and self.cross.forward(seat, frame)):
             return True  # the room lives on another node
         now(seat, frame)
         return True
@@ -327,12 +329,15 @@ class Node:
     def broadcast(self, seat_ids: Iterable[str], frame: dict[str, Any] | Outgoing) -> None:
         """Push one frame, encoded once, to local seats; post it once per other node."""
         out = frame if isinstance(frame, Outgoing) else Outgoing(frame)
-        ghosts: dict[str, list[str]] = {}
+        ghosts: dict[str, list[str]] | None = None  # made only when a member is elsewhere
+        get = self.seats.get
         for seat_id in seat_ids:
-            seat = self.seats.get(seat_id)
+            seat = get(seat_id)
             if seat is None:
                 continue
             if seat.node is not None:
+                if ghosts is None:
+                    ghosts = {}
                 ghosts.setdefault(seat.node, []).append(seat_id)
             elif seat.conn is not None:
                 seat.conn.push(out)

@@ -131,14 +131,18 @@ class Shift:
     capacity: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Message and Typing, the frames of every turn of a chat, are not frozen: a frozen
+# dataclass's __init__ sets each field through object.__setattr__, which made the
+# Message 40 % of parse_frame's time (560 of 1,450 ns). Nothing changes a frame
+# after parse_frame made it.
+@dataclass(slots=True)
 class Message:
     room: str
     text: str
     id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Typing:
     room: str
 
@@ -273,6 +277,18 @@ def parse_frame(obj: dict[str, Any], role: Role) -> Frame:
     if kind not in ALLOWED[role]:
         raise FrameError(ErrorCode.UNKNOWN_TYPE, f"A {role} cannot send '{kind[:32]}'.", None)
     ref = kind
+    if kind == "message":  # first: nearly every frame is one
+        room = _room(obj, ref)
+        client_id = obj.get("id")
+        if client_id is not None:
+            if isinstance(client_id, bool) or not isinstance(client_id, (str, int)):
+                raise FrameError(ErrorCode.BAD_REQUEST, "id must be a string.", ref)
+            client_id = str(client_id)
+            if len(client_id) > CLIENT_ID_MAX:
+                raise FrameError(ErrorCode.BAD_REQUEST, "id is too long.", ref)
+        text = _text(obj, "text", TEXT_MAX, ref, required=True)
+        assert text is not None
+        return Message(room, text, client_id)
     if kind == "request":
         return Request(
             topic=_topic(obj.get("topic"), ref),
@@ -286,17 +302,6 @@ def parse_frame(obj: dict[str, Any], role: Role) -> Frame:
     if kind == "shift":
         return _shift(obj, ref)
     room = _room(obj, ref)
-    if kind == "message":
-        client_id = obj.get("id")
-        if client_id is not None:
-            if isinstance(client_id, bool) or not isinstance(client_id, (str, int)):
-                raise FrameError(ErrorCode.BAD_REQUEST, "id must be a string.", ref)
-            client_id = str(client_id)
-            if len(client_id) > CLIENT_ID_MAX:
-                raise FrameError(ErrorCode.BAD_REQUEST, "id is too long.", ref)
-        text = _text(obj, "text", TEXT_MAX, ref, required=True)
-        assert text is not None
-        return Message(room=room, text=text, id=client_id)
     if kind == "typing":
         return Typing(room=room)
     if kind == "leave":
@@ -438,6 +443,8 @@ class Outgoing:
         return self.json()
 
     def json(self) -> str:
-        if self._json is None:
-            self._json = _encode_json(self.frame)
-        return self._json
+        text = self._json
+        if text is None:
+            assert self._frame is not None
+            text = self._json = _encode_json(self._frame)
+        return text
