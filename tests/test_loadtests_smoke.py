@@ -120,3 +120,39 @@ def test_instructions_counts_hearth_and_the_floor_under_callgrind(tmp_path: Path
     assert 0 < counts["floor"] < counts[f"0:{ROOT}"], run.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "0.window0.callgrind", "floor.window0.callgrind"]
+
+
+def test_core_cost_prints_each_mode_timed_and_counted() -> None:
+    """core_cost.py drives the real read loop in-process in each mode, timed, and
+    counts a mode's instructions under valgrind."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/core_cost.py", "--messages", "300", "--mode", "bare",
+         "--mode", "core", "--mode", "full"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    assert [line.split(" us a message, ")[1].split(" (")[0] for line in lines] == [
+        "a bare relay loop on the same harness", "without masking and scoring", "as it is"]
+    assert all(float(line.split()[0]) > 0 for line in lines)
+    run = subprocess.run(
+        [sys.executable, "loadtests/core_cost.py", "--messages", "100", "--instructions",
+         "--mode", "core"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert int(run.stdout.split()[0].replace(",", "")) > 0, run.stdout
+
+
+def test_safety_cost_prints_each_check_timed_and_counted() -> None:
+    """safety_cost.py times masking and scoring on the bench texts and on the labelled
+    set, and counts a check's instructions under valgrind."""
+    for texts in ("bench", "labelled"):
+        run = subprocess.run(
+            [sys.executable, "loadtests/safety_cost.py", "--texts", texts, "--rounds", "2"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert [line.split()[0] for line in run.stdout.splitlines()] == ["mask", "score"]
+    run = subprocess.run(
+        [sys.executable, "loadtests/safety_cost.py", "--instructions", "--only", "mask",
+         "--rounds", "2"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    name, count = run.stdout.split()[:2]
+    assert name == "mask" and int(count.replace(",", "")) > 0, run.stdout
