@@ -18,6 +18,7 @@ in the server the caches are colder and each costs more (docs/performance.md).
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def main() -> int:
                   f"({len(corpus)} {args.texts} texts x {rounds}, callgrind)")
         else:
             rounds = args.rounds or 2000
-            best = min(timeit.repeat(lambda: run_calls(name, corpus, rounds), number=1, repeat=5))
+            best = min(timeit.repeat(functools.partial(run_calls, name, corpus, rounds),
+                                     number=1, repeat=5))
             print(f"{name:6s} {best / (rounds * len(corpus)) * 1e6:8.2f} us a message "
                   f"({len(corpus)} {args.texts} texts x {rounds}, best of 5, warm)")
     return 0
