@@ -10,7 +10,8 @@ scenarios send) or the scorer's labelled set (``tests/data/risk_labelled.tsv``).
 each calling the function once per text to warm its caches, then ``--rounds``
 times more over the texts in one run and not at all in the other, and divides
 the difference by the calls made: user-space instructions a
-message, the same from run to run, whatever else the host does (CPU time on
+message, the same from run to run (the hash seed is fixed: set and dict order,
+and so the count, moves with it by up to 10 %), whatever else the host does (CPU time on
 this machine moves by +-10 %; docs/performance.md, "Noise"). Warm figures both:
 in the server the caches are colder and each costs more (docs/performance.md).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -67,7 +69,8 @@ def counted(name: str, which: str, rounds: int) -> float:
             out = Path(work) / f"cg.{n}"
             subprocess.run(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}",
                             sys.executable, __file__, "--call", name, "--texts", which,
-                            "--rounds", str(n)], check=True, capture_output=True)
+                            "--rounds", str(n)], check=True, capture_output=True,
+                           env={**os.environ, "PYTHONHASHSEED": "0"})
             summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
             totals.append(int(summary[0].split()[1]))
     return (totals[0] - totals[1]) / (rounds * len(texts(which)))
