@@ -153,3 +153,46 @@ def test_the_quick_pre_checks_never_change_what_is_masked(parts: list[tuple[str,
     """Skipping the patterns whose quick test says no gives what running them all gives."""
     text = "".join(a + b for a, b in parts)
     assert mask_contacts(text) == _mask_without_pre_checks(text)
+
+
+_ORDINARY = ["i", "feel", "ok", "thanks", "that", "night", "what's", "it", "on", "Hey", "a",
+             "the", "¿qué", "tal?", "🙂", "...", ",", "!", "dotcom", "anecdotes", "line", "app",
+             "id", "myinsta", "xdiscordx", "{", "}", "\u0307", "K"]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_PIECES + _ORDINARY),
+                          st.sampled_from(["", " ", "  ", ". "])), max_size=14))
+@example([("things", " "), ("at", " "), ("night", ". ")])
+@example([("ana", " "), ("at", " "), ("gmail", ". "), ("com", "")])
+@example([("ana", " "), ("at", " "), ("gmail", " "), ("dot", " "), ("com", "")])
+@example([("see", " "), ("ınsta", ""), (".", ""), ("com", "")])
+@example([("ana", " "), ("arroba", " "), ("gmail", " "), ("punto", " "), ("es", "")])
+def test_the_pre_check_passes_a_text_only_when_every_quick_test_says_no(
+    parts: list[tuple[str, str]],
+) -> None:
+    """The pre-check finds nothing in a text only when every quick test says no to it."""
+    from chatserver import contact
+
+    text = "".join(a + b for a, b in parts)
+    if contact._nothing_to_find(text):
+        low = contact._lower(text)
+        raw = low.encode("utf-8", "replace")
+        assert [wanted for wanted, _ in contact._KINDS if wanted(low, raw)] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I have been feeling a bit low this week and wanted to talk to someone.",
+        "That sounds really hard. What has been on your mind the most?",
+        "Work has been busy and I keep worrying about little things at night.",
+        "¿Qué tal? Hoy estoy muy cansada 🙂", "", "ok...",
+    ],
+)
+def test_ordinary_messages_skip_the_quick_tests(text: str) -> None:
+    """Ordinary chat passes the pre-check, so masking it runs no quick test and no pattern."""
+    from chatserver import contact
+
+    assert contact._nothing_to_find(text)
+    assert mask_contacts(text) == (text, False)
