@@ -18,7 +18,8 @@ alone costs; ``--mode bare`` runs a read loop that only sends each frame on to
 two members, on the same harness: what the harness itself costs, to subtract.
 ``--instructions``
 runs this script twice under callgrind, with and without the measured
-messages, and divides the difference by the messages: the same from run to run.
+messages, and divides the difference by the messages: the same from run to run
+(under a fixed hash seed, as set and dict order moves the count).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import shutil
 import subprocess
 import sys
@@ -161,7 +163,8 @@ def counted(mode: str, messages: int) -> float:
             out = Path(work) / f"cg.{n}"
             subprocess.run(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}",
                             sys.executable, __file__, "--call", str(n), "--mode", mode],
-                           check=True, capture_output=True)
+                           check=True, capture_output=True,
+                           env={**os.environ, "PYTHONHASHSEED": "0"})
             summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
             totals.append(int(summary[0].split()[1]))
     return (totals[0] - totals[1]) / messages
