@@ -25,9 +25,11 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from itertools import pairwise, repeat
+from operator import itemgetter
 from typing import Any, Literal
 
 Level = Literal["normal", "elevated", "crisis"]
@@ -72,6 +74,13 @@ _ASCII = bytes(
     for c in range(256)
 )
 _DROPPED = b"'`"
+# For ASCII text: _ASCII after lower() (A-Z to a-z) in one lookup, except that what
+# _HAS_DIGIT finds becomes _LEET_MARK, a byte _ASCII gives nothing: a text without it
+# then needs none of the rest of _fold_characters.
+_LEET_MARK = 1
+_ASCII_LOWER = bytes(
+    _LEET_MARK if _HAS_DIGIT.match(chr(c)) else _ASCII[ord(chr(c).lower())] for c in range(256)
+)
 _UNICODE_MARKS: dict[int, str | None] = {
     0xFE0F: None, 0x200D: None, 0x2019: None, 0x2018: None, 0xB4: None,  # ’ ‘ ´
     0x2026: "|", 0xA1: " ", 0xBF: " ",  # … ¡ ¿
@@ -90,12 +99,26 @@ def _squeeze(t: str) -> str:
     return t
 
 
-def _fold_characters(text: str, emoji: Mapping[int, str | None]) -> str:
-    """_fold without the squeezing of letters (done word by word by the normaliser)."""
+def _fold_characters(text: str, emoji: Mapping[int, str | None],
+                     marked: re.Pattern[str] | None = None) -> str:
+    """_fold without the squeezing of letters (done word by word by the normaliser).
+
+    ``marked``, when given, finds any character that ``emoji`` maps: the text is
+    translated only when it has one, as translating changes nothing else (and
+    str.translate raises and clears a KeyError at every other non-ASCII one)."""
+    if text.isascii():
+        folded = text.encode("ascii").translate(_ASCII_LOWER, _DROPPED)
+        if _LEET_MARK not in folded:  # an int: `bytes in bytes` first raises a TypeError
+            # What the rest gives such a text, lower() and all: no emoji or accents,
+            # no digit, "@" or "$" for the leetspeak and unit rules.
+            return folded.decode("ascii").replace("|", " | ")
     t = text.lower()
     if not t.isascii():
-        t = unicodedata.normalize("NFKD", t.translate(emoji))
-        t = _NON_ASCII.sub(" ", _COMBINING.sub("", t))
+        if marked is None or marked.search(t):
+            t = t.translate(emoji)
+        t = _COMBINING.sub("", unicodedata.normalize("NFKD", t))
+        if not t.isascii():  # as accents alone often leave it
+            t = _NON_ASCII.sub(" ", t)
     if _HAS_DIGIT.search(t):
         t = _LEET_WORD.sub(lambda m: m.group().translate(_LEET), t)
         t = _KILOMETRES.sub(r"\1 km", _DOSE.sub(r" \1 mg ", t))
@@ -108,11 +131,32 @@ class _Normaliser:
     words: Mapping[str, str]
     phrases: tuple[tuple[str, str], ...]  # (" two words ", " one ")
 
-    # The first word of every phrase, and every words-table value holding one.
-    firsts: frozenset[str] = frozenset()
     # Each word met, squeezed and through the words table: a dict lookup a word
     # instead of 26 substring searches a message (what _fold's squeeze costs).
     known: dict[str, str] = field(default_factory=dict)
+
+    # Derived from words and phrases by __post_init__, for split. A phrase
+    # " a b ... " occurs in the padded text only where its first two words a b are
+    # two adjacent words of the text; none of those words is empty.
+    #  - pairs: each phrase's (a, b); None when a phrase lacks them (then the
+    #    phrases are tried on every text);
+    #  - spaced: the words-table values that are not exactly one word, such as
+    #    "kil myself" (or "", were it one);
+    #  - unusual: those, and each phrase's b.
+    pairs: frozenset[tuple[str, str]] | None = field(init=False)
+    spaced: frozenset[str] = field(init=False)
+    unusual: frozenset[str] = field(init=False)
+    marked: re.Pattern[str] = field(init=False)  # finds a character emoji maps
+
+    def __post_init__(self) -> None:
+        marks = "".join(sorted(re.escape(chr(c)) for c in self.emoji))
+        object.__setattr__(self, "marked", re.compile(f"[{marks}]" if marks else "(?!)"))
+        pairs = [tuple(p[1:-1].split(" ")[:2]) for p, _ in self.phrases]
+        usable = all(len(pair) == 2 and all(pair) for pair in pairs)
+        spaced = frozenset(v for v in self.words.values() if v.split() != [v])
+        object.__setattr__(self, "pairs", frozenset(pairs) if usable else None)
+        object.__setattr__(self, "spaced", spaced)
+        object.__setattr__(self, "unusual", spaced | {pair[-1] for pair in pairs})
 
     def _word(self, word: str) -> str:
         squeezed = _squeeze(word)
@@ -123,16 +167,39 @@ class _Normaliser:
         return mapped
 
     def __call__(self, text: str) -> str:
+        return " ".join(self.split(text))
+
+    def split(self, text: str) -> Sequence[str]:
+        """Return the words of the normalised text ``t``, ``t.split(" ")``, or none
+        when ``t`` is empty: ``t`` is ``" ".join`` of them, as __call__ returns.
+
+        In most texts none of the words looked up in ``known`` is unusual. Each is
+        then one word, so they are the words of ``t`` without the phrases, and no
+        phrase occurs, as none has its second word among them: ``t`` is their
+        join, as the phrase loop would leave it. Otherwise the loop runs only when
+        two adjacent words are a phrase's first two (as it would replace nothing
+        else), on the padded join as ever."""
         known = self.known
-        mapped = [known.get(w) or self._word(w) for w in _fold_characters(text, self.emoji).split()]
-        t = " " + " ".join(mapped) + " "
-        # No phrase can match while none of their first words is a word of t, and
-        # then none is ever replaced: the loop (a substring search per phrase) is skipped.
-        if not self.firsts.isdisjoint(mapped):
-            for words, joined in self.phrases:
-                while words in t:
-                    t = t.replace(words, joined)
-        return t.strip()
+        words = _fold_characters(text, self.emoji, self.marked).split()
+        mapped: Sequence[str]
+        try:  # every word met before (most messages): looked up in C
+            mapped = itemgetter(*words)(known) if len(words) > 1 else [known[w] for w in words]
+        except KeyError:
+            mapped = [known.get(w) or self._word(w) for w in words]
+        pairs = self.pairs
+        if pairs is not None and self.unusual.isdisjoint(mapped):
+            return mapped
+        if self.spaced.isdisjoint(mapped):
+            tokens = mapped
+        else:  # strip(): a value may be "", then maybe at an end
+            tokens = " ".join(mapped).strip().split(" ")
+        if pairs is None or not pairs.isdisjoint(pairwise(tokens)):
+            t = " " + " ".join(mapped) + " "
+            for pair, one in self.phrases:
+                while pair in t:
+                    t = t.replace(pair, one)
+            tokens = t.strip().split(" ")
+        return tokens if tokens != [""] else []
 
 
 def _make_normaliser(table: dict[str, Any]) -> _Normaliser:
@@ -146,9 +213,7 @@ def _make_normaliser(table: dict[str, Any]) -> _Normaliser:
     for pair, joined in phrases:
         if pair in joined:  # would never stop replacing
             raise ValueError(f"risk lexicon: phrase {pair.strip()!r} maps onto itself")
-    firsts = frozenset(p.split()[0] for p, _ in phrases)
-    firsts |= {v for v in words.values() if not firsts.isdisjoint(v.split())}
-    return _Normaliser(emoji, words, phrases, firsts)
+    return _Normaliser(emoji, words, phrases)
 
 
 # -- entries -----------------------------------------------------------------
@@ -170,6 +235,18 @@ class _Entry:
 
 
 _END = ""  # the "word" after the last one, in a _Entry's follows
+
+
+class _Any:
+    """The gate of a word whose entries are tried whatever word follows it."""
+
+    __slots__ = ()
+
+    def __contains__(self, word: object) -> bool:
+        return True
+
+
+_ANY = _Any()
 
 
 def _union(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
@@ -304,6 +381,14 @@ class _Index:
     prefixes: Mapping[str, tuple[tuple[str, _Entry], ...]]  # by the prefix's first 3 letters
     seen: dict[str, _Candidates]  # candidates per word, filled as words are met
     together: dict[tuple[_Entry, ...], re.Pattern[str]]  # one regex for several candidates
+    # Filled and cleared with ``seen``, from its candidates, for matches_words:
+    #  - gates: per word, the next words after which its entries are tried (an
+    #    empty set when it starts none), or _ANY when they are tried after any;
+    #  - quiet: the words whose gate is not _ANY;
+    #  - pairs: (word, next word) for each quiet word and each next word in its gate.
+    gates: dict[str, frozenset[str] | _Any]
+    quiet: set[str]
+    pairs: set[tuple[str, str]]
 
     @classmethod
     def of(cls, entries: list[_Entry]) -> _Index:
@@ -315,7 +400,7 @@ class _Index:
             for stem in e.prefixes:
                 prefixes.setdefault(stem[:3], []).append((stem, e))
         return cls({k: tuple(v) for k, v in exact.items()},
-                   {k: tuple(v) for k, v in prefixes.items()}, {}, {})
+                   {k: tuple(v) for k, v in prefixes.items()}, {}, {}, {}, set(), set())
 
     def candidates(self, token: str) -> _Candidates:
         found = self.seen.get(token)
@@ -329,10 +414,21 @@ class _Index:
                     entries = (*entries, entry)
                     follows = _union(follows, entry.follows[stem])
             found = (self._together(entries) if len(entries) > 1 else None, entries, follows)
-            if len(self.seen) > _SEEN_MAX:
-                self.seen.clear()
+            if len(self.seen) > _SEEN_MAX or len(self.pairs) > _SEEN_MAX:  # pairs: a few a word
+                self.forget()
             self.seen[token] = found
+            self.gates[token] = _ANY if follows is None else follows
+            if follows is not None:
+                self.quiet.add(token)
+                self.pairs.update(zip(repeat(token), follows))
         return found
+
+    def forget(self) -> None:
+        """Empty the caches (they only save time: a word's candidates never change)."""
+        self.seen.clear()
+        self.gates.clear()
+        self.quiet.clear()
+        self.pairs.clear()
 
     def _together(self, entries: tuple[_Entry, ...]) -> re.Pattern[str]:
         """One regex that matches at a position exactly when one of the entries does
@@ -344,26 +440,46 @@ class _Index:
             self.together[entries] = regex
         return regex
 
-    def matches(self, text: str) -> Iterator[tuple[_Entry, re.Match[str]]]:
-        """Yield every entry matching at a word start of ``text``, in text order.
+    def matches(self, text: str) -> list[tuple[_Entry, re.Match[str]]]:
+        """Return every entry matching at a word start of ``text``, in text order."""
+        return self.matches_words(text.split(" "), text)
 
-        A word's entries are not tried when the next word cannot follow it in
-        any of them (most words that start an entry, in most messages)."""
-        pos = 0
-        candidates = self.candidates
-        tokens = text.split(" ")
-        after = iter(tokens)
-        next(after)
-        for token in tokens:
-            following = next(after, _END)
-            anyone, entries, follows = candidates(token)
-            if entries and (follows is None or following in follows) and (
-                    anyone is None or anyone.match(text, pos) is not None):
-                for entry in entries:
-                    m = entry.regex.match(text, pos)
-                    if m is not None:
-                        yield entry, m
+    def matches_words(self, tokens: Sequence[str], text: str | None = None
+                      ) -> list[tuple[_Entry, re.Match[str]]]:
+        """``matches(" ".join(tokens))``; that text (``text``, when given) is made
+        only when some word's entries are to be tried.
+
+        The walk tries a word's entries (its candidates) unless its gate says the
+        next word cannot follow it in any of them. In most messages it would try
+        none, which two set operations in C tell without a Python step a word: when
+        every word is quiet (met, and its gate a set) and no (word, next word) is
+        in ``pairs``, no word's gate holds the word after it."""
+        # zip without strict= (the lengths are equal): the keyword argument would
+        # cost a slower call, and itertools.pairwise a new tuple a word.
+        following = [*tokens[1:], _END]
+        if self.quiet.issuperset(tokens) and self.pairs.isdisjoint(
+                zip(tokens, following)):  # noqa: B905
+            return []
+        gate = self.gates.get
+        seen = self.seen
+        found = []
+        pos = 0  # where token starts in the text
+        for token, after in zip(tokens, following):  # noqa: B905
+            follows = gate(token)
+            if follows is None:  # not met yet (or forgotten)
+                self.candidates(token)
+                follows = self.gates[token]
+            if follows and (follows is _ANY or after in follows):
+                if text is None:
+                    text = " ".join(tokens)
+                anyone, entries, _ = seen.get(token) or self.candidates(token)
+                if anyone is None or anyone.match(text, pos) is not None:
+                    for entry in entries:
+                        m = entry.regex.match(text, pos)
+                        if m is not None:
+                            found.append((entry, m))
             pos += len(token) + 1
+        return found
 
 
 # -- the lexicon -------------------------------------------------------------
@@ -376,6 +492,13 @@ class _Lexicon:
     always: tuple[str, ...]
     indexes: Mapping[tuple[str, ...], _Index]
     negation: re.Pattern[str]
+    # indexes[key(language)] for each language of the lexicon and None (the hints
+    # score meets), looked up once here instead of at every message.
+    by_language: Mapping[str | None, _Index] = field(init=False)
+
+    def __post_init__(self) -> None:
+        by_language = {lang: self.indexes[self.key(lang)] for lang in (*self.languages, None)}
+        object.__setattr__(self, "by_language", by_language)
 
     def key(self, language: str | None) -> tuple[str, ...]:
         if language in self.languages and language not in self.always:
@@ -436,14 +559,14 @@ def _without_hyperbole(text: str, spans: list[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def _found(text: str, key: tuple[str, ...]) -> set[str]:
-    """Return the names of the groups with at least one match that is not negated."""
-    index = _LEXICON.indexes[key]
-    matches = list(index.matches(text))
+def _found(index: _Index, matches: list[tuple[_Entry, re.Match[str]]]) -> set[str]:
+    """Return the names of the groups with at least one match that is not negated,
+    given the index's matches (not none) in a text."""
+    text = matches[0][1].string
     hyperbole = [m.span() for e, m in matches if e.group == "hyperbole"]
     if hyperbole:
         text = _without_hyperbole(text, hyperbole)
-        matches = list(index.matches(text))
+        matches = index.matches(text)
     negation = _LEXICON.negation
     found: set[str] = set()
     for entry, m in matches:
@@ -455,32 +578,45 @@ def _found(text: str, key: tuple[str, ...]) -> set[str]:
     return found
 
 
+# The sets of groups _decide tests, built once (a set display is built at every call).
+_MEANS = frozenset({"means", "medication"})
+_IDEATION = frozenset({"passive", "hopeless", "veiled"})
+_PLANNING = frozenset({"plan", "preparation"})
+_URGENT = frozenset({"urgent", "overdose"})
+_VEILED_OR_PLAN = frozenset({"veiled", "plan"})
+_PLAN_OR_SELF_HARM = frozenset({"plan", "self_harm"})
+
+
 def _decide(found: set[str]) -> Level:
     """Combine the groups found in a message into a level (docs/safety.md, "Rules")."""
     if "benign" in found:
         found.discard("medication")
-    means = bool(found & {"means", "medication"})
-    ideation = found & {"passive", "hopeless", "veiled"}
-    context = ideation | (found & {"plan", "preparation"})
-    if found & {"urgent", "overdose"}:
+    means = bool(found & _MEANS)
+    ideation = found & _IDEATION
+    context = ideation | (found & _PLANNING)
+    if found & _URGENT:
         return "crisis"
     if "intent" in found:
         joking = "jest" in found and not (means or context or "timeframe" in found)
         return "elevated" if joking else "crisis"
     if means and context:
         return "crisis"
-    if found & {"veiled", "plan"} and "timeframe" in found:
+    if found & _VEILED_OR_PLAN and "timeframe" in found:
         return "crisis"
-    if found & {"plan", "preparation"} and ideation:
+    if found & _PLANNING and ideation:
         return "crisis"
-    if ideation or found & {"plan", "self_harm"}:
+    if ideation or found & _PLAN_OR_SELF_HARM:
         return "elevated"
     return "normal"
 
 
 def score(text: str, language: str | None = None) -> Level:
     """Return the risk level of one seeker message; see the module docstring."""
-    text = _LEXICON.normalise(text[:MAX_CHARS])
-    if not text:
+    tokens = _LEXICON.normalise.split(text[:MAX_CHARS])
+    if not tokens:
         return "normal"
-    return _decide(_found(text, _LEXICON.key(language)))
+    index = _LEXICON.by_language.get(language) or _LEXICON.indexes[_LEXICON.key(language)]
+    matches = index.matches_words(tokens)
+    if not matches:  # then nothing is found, and _decide(set()) is "normal"
+        return "normal"
+    return _decide(_found(index, matches))

@@ -7,6 +7,7 @@ threshold test shows the same table and the misclassified lines.
 from __future__ import annotations
 
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -332,12 +333,50 @@ _NORMALISE_PIECES = sorted(
 )
 
 
+def _fold_characters_plainly(text: str) -> str:
+    """What _fold_characters gives, every step taken on every text."""
+    t = text.lower()
+    if not t.isascii():
+        t = unicodedata.normalize("NFKD", t.translate(risk._LEXICON.normalise.emoji))
+        t = risk._NON_ASCII.sub(" ", risk._COMBINING.sub("", t))
+    if risk._HAS_DIGIT.search(t):
+        t = risk._LEET_WORD.sub(lambda m: m.group().translate(risk._LEET), t)
+        t = risk._KILOMETRES.sub(r"\1 km", risk._DOSE.sub(r" \1 mg ", t))
+    return t.encode("ascii").translate(risk._ASCII, risk._DROPPED).decode("ascii").replace(
+        "|", " | ")
+
+
+_FOLD_ALPHABET = (
+    "abcxyzABCXYZ 0123456789@$'`.,!?;:()[]|\n\r\t\x0b\x1f\x00-_/*#\u00a0\u2028"
+    "áéíóúñüÁÉÍÓÚÑÜçßµ\u0301\u0300\u0327\u20dd\u212a\u0130Σσςﬁ①½²ＡＢ１ℌ"
+    + "".join(sorted(map(chr, risk._LEXICON.normalise.emoji)))
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.text(), st.text(alphabet=_FOLD_ALPHABET, max_size=40)))
+def test_folding_skips_only_steps_that_change_nothing(text: str) -> None:
+    """The ASCII path, the emoji test and the ASCII test fold as every step does."""
+    n = risk._LEXICON.normalise
+    assert risk._fold_characters(text, n.emoji, n.marked) == _fold_characters_plainly(text)
+    assert risk._fold_characters(text, n.emoji) == _fold_characters_plainly(text)
+
+
+def test_the_ascii_table_marks_exactly_what_the_digit_test_finds() -> None:
+    """_ASCII_LOWER is _ASCII after lower(), but for _LEET_MARK, which _ASCII never gives."""
+    assert risk._LEET_MARK not in risk._ASCII
+    for c in range(128):
+        want = ord(chr(c).lower()) if not risk._HAS_DIGIT.match(chr(c)) else None
+        got = risk._ASCII_LOWER[c]
+        assert got == (risk._LEET_MARK if want is None else risk._ASCII[want]), chr(c)
+
+
 def _normalise_without_pre_checks(text: str) -> str:
     """What normalise gives when the word table and every phrase are always applied."""
     n = risk._LEXICON.normalise
     get = n.words.get
-    t = " " + " ".join([get(w, w) for w in risk._fold(text[:risk.MAX_CHARS], n.emoji).split()])
-    t += " "
+    folded = risk._squeeze(_fold_characters_plainly(text[:risk.MAX_CHARS]))
+    t = " " + " ".join([get(w, w) for w in folded.split()]) + " "
     for words, joined in n.phrases:
         while words in t:
             t = t.replace(words, joined)
@@ -352,6 +391,8 @@ def test_the_quick_pre_checks_never_change_the_normalised_text(
     """Skipping the word table and the phrases when none can apply changes nothing."""
     text = "".join(a + b for a, b in parts)
     assert normalise(text) == _normalise_without_pre_checks(text)
+    words = risk._LEXICON.normalise.split(text)
+    assert list(words) == (normalise(text).split(" ") if normalise(text) else [])
 
 
 def _assert_quick_matches_are_all_matches(text: str, key: tuple[str, ...]) -> None:
@@ -409,21 +450,92 @@ def _check_index_matches(texts: list[str]) -> None:
             t = normalise(text)
             got = [(e, m.span()) for e, m in index.matches(t)]
             assert got == _every_match(index, t), (key, text)
+            words = risk._LEXICON.normalise.split(text)  # as score has them
+            got = [(e, m.span()) for e, m in index.matches_words(words)]
+            assert got == _every_match(index, t), (key, text)
+
+
+def _skipped(index: risk._Index, words: list[str]) -> bool:
+    """Whether matches_words returns at once, without walking the words."""
+    return index.quiet.issuperset(words) and index.pairs.isdisjoint(
+        zip(words, [*words[1:], risk._END], strict=True))
+
+
+_FILLER = ["|", "not", "i", "dont", "a", "the", "to", "it", "was", "so", "we", "you", "and",
+           "2", "20", "hour", "hours", "my", "me", "in", "on", "this", "that", "is", "have"] + [
+    word for index in risk._LEXICON.indexes.values() for word in index.exact  # can end a text
+    if risk._END in (index.candidates(word)[2] or ())]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.lists(st.sampled_from(_ENTRY_WORDS + _FILLER), max_size=14),
+                 st.lists(st.sampled_from(_FILLER + _ENTRY_WORDS[::10]), max_size=6)),
+       st.sampled_from([e.text for e in EXAMPLES] + ["", "", "", "", "", ""]))
+def test_skipping_the_walk_never_misses_a_match(words: list[str], example: str) -> None:
+    """matches_words skips the walk only when trying every entry at every word finds none."""
+    for index in risk._LEXICON.indexes.values():
+        for t in (normalise(" ".join([*words, example])), normalise(" ".join([example, *words]))):
+            index.matches(t)  # meets the words: then the quick test can apply
+            if _skipped(index, t.split(" ")):
+                assert _every_match(index, t) == []
+            assert [(e, m.span()) for e, m in index.matches(t)] == _every_match(index, t)
+
+
+def test_the_gates_agree_with_the_candidates_of_every_word_met() -> None:
+    """A word is quiet exactly when its gate is not _ANY, its gate is the words its
+    candidates can be followed by, and pairs holds (word, next word) for exactly those."""
+    for index in risk._LEXICON.indexes.values():
+        for text in [e.text for e in EXAMPLES] + _ENTRY_WORDS + _FILLER:
+            index.matches(normalise(text))
+        assert index.gates.keys() == index.seen.keys()
+        pairs = set()
+        for word, gate in index.gates.items():
+            _, entries, follows = index.candidates(word)
+            assert (word in index.quiet) == (gate is not risk._ANY)
+            assert gate is risk._ANY if follows is None else gate == follows
+            assert bool(entries) or (gate is not risk._ANY and not gate)
+            if isinstance(gate, frozenset):
+                pairs |= {(word, after) for after in gate}
+        assert index.pairs == pairs
+
+
+def test_the_walk_is_skipped_for_some_labelled_messages_not_all() -> None:
+    """The quick test skips some labelled messages, all without a match, and not the rest."""
+    index = risk._LEXICON.indexes[risk._LEXICON.key("en")]
+    texts = [normalise(e.text) for e in EXAMPLES]
+    for t in texts:
+        index.matches(t)
+    skipped = [t for t in texts if _skipped(index, t.split(" "))]
+    assert 0 < len(skipped) < len(texts)
+    assert all(_every_match(index, t) == [] for t in skipped)
+
+
+def test_the_index_kept_for_a_language_is_the_index_of_its_key() -> None:
+    """by_language holds indexes[key(language)] for every language and None."""
+    lexicon = risk._LEXICON
+    assert lexicon.by_language.keys() == {*lexicon.languages, None}
+    for language, index in lexicon.by_language.items():
+        assert index is lexicon.indexes[lexicon.key(language)]
 
 
 def test_index_matches_finds_what_trying_every_word_finds() -> None:
     """The index visits only the words that start an entry, skipping those whose next
     word cannot follow; on the labelled set it finds exactly what trying every entry
-    of every word finds, in the same order."""
+    of every word finds, in the same order; and on every one or two filler words."""
     _check_index_matches([e.text for e in EXAMPLES])
+    _check_index_matches([*_FILLER, *(f"{a} {b}" for a in _FILLER for b in _FILLER)])
 
 
+@pytest.mark.parametrize("most", [60, 3])
 def test_index_matches_holds_when_its_cache_is_cleared_mid_message(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, most: int) -> None:
     """The index's word cache is cleared when it passes _SEEN_MAX, which may happen
     while a message's words are being looked up: with a clear every few messages it
-    still finds exactly what trying every word finds."""
-    monkeypatch.setattr(risk, "_SEEN_MAX", 60)  # more than a message's words, as 50,000 is
+    still finds exactly what trying every word finds, and with one every few words."""
+    monkeypatch.setattr(risk, "_SEEN_MAX", most)  # 60: more than a message's words, as 50,000 is
     for index in risk._LEXICON.indexes.values():  # cold: every word is new again
+        index.forget()
+    _check_index_matches([e.text for e in EXAMPLES])
+    for index in risk._LEXICON.indexes.values():  # seen alone: the rest still holds
         index.seen.clear()
     _check_index_matches([e.text for e in EXAMPLES])
