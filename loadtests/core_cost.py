@@ -6,20 +6,19 @@ callables that hand over prepared frames and drop what is sent.
     python loadtests/core_cost.py --instructions       # callgrind: instructions a message
     python loadtests/core_cost.py --mode core --mode bare --instructions
 
-One seeker and one listener share a room on an embedded node, on uvloop as the
-server runs; they take turns
-sending the bench's texts (``texts.py``), each delivered to both, as in the
-relay scenarios. uvicorn, websockets, the loop's I/O and the kernel are left
-out: what is counted is decoding and validating the frame, the limits and
-metrics, masking, the room, the frame out and its JSON, the seats and the
-writer, and the scoring batches (flushed every 64 messages, as under load).
-``--mode core`` replaces masking and scoring with no-ops: what the relay core
-alone costs; ``--mode bare`` runs a read loop that only sends each frame on to
-two members, on the same harness: what the harness itself costs, to subtract.
-``--instructions``
-runs this script twice under callgrind, with and without the measured
-messages, and divides the difference by the messages: the same from run to run
-(under a fixed hash seed, as set and dict order moves the count).
+One seeker and one listener share a room on an embedded node, on uvloop as
+the server runs; they take turns sending the bench's texts (``texts.py``),
+each delivered to both, as in the relay scenarios. uvicorn, websockets, the
+loop's I/O and the kernel are left out: what is counted is decoding and
+validating the frame, the limits and metrics, masking, the room, the frame
+out and its JSON, the seats and the writer, and the scoring batches (flushed
+every 64 messages, as under load). ``--mode core`` replaces masking and
+scoring with no-ops: what the relay core alone costs; ``--mode bare`` runs a
+read loop that only sends each frame on to two members, on the same harness:
+what the harness itself costs, to subtract. ``--instructions`` runs this
+script twice under callgrind, with and without the measured messages, and
+divides the difference by the messages: the same from run to run (under a
+fixed hash seed, as set and dict order moves the count).
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +57,17 @@ async def _sent(message: dict[str, Any]) -> None:
 
 
 class Feed:
-    """An ASGI ``receive`` that hands over the frames queued, then waits."""
+    """An ASGI ``receive`` that hands over the frames queued, in order, then waits."""
 
     def __init__(self) -> None:
-        self.frames: list[dict[str, Any]] = []
+        self.frames: deque[dict[str, Any]] = deque()
         self.waiter: asyncio.Future[None] | None = None
 
     async def __call__(self) -> dict[str, Any]:
         while not self.frames:
             self.waiter = asyncio.get_running_loop().create_future()
             await self.waiter
-        return self.frames.pop()
+        return self.frames.popleft()
 
     def put(self, frame: dict[str, Any]) -> None:
         self.frames.append(frame)
@@ -93,40 +94,36 @@ async def _bare(receive: Feed) -> None:
             await _sent({"type": "websocket.send", "text": message["text"]})
 
 
-async def run(messages: int, without_safety: bool, timed: bool, bare: bool = False) -> float:
+async def run(mode: str, messages: int, timed: bool) -> float:
+    """Send ``messages`` through the readers of ``mode`` after a warm-up; the
+    seconds a message when ``timed``."""
     gc.freeze()  # as the app's lifespan does (chatserver.app)
     gc.set_threshold(50_000, 10, 10)
-    if bare:
-        feeds = (Feed(), Feed())
-        for feed in feeds:
-            asyncio.get_running_loop().create_task(_bare(feed))
-        payloads = [f'{{"type":"message","room":"r","text":"{t}","id":"{i}"}}'
-                    for i, t in enumerate(TEXTS)]
-
-        async def send_bare(n: int) -> None:
-            for i in range(n):
-                feeds[i % 2].put({"type": "websocket.receive", "text": payloads[i % len(payloads)]})
-                await asyncio.sleep(0)
-
-        await send_bare(200)
-        started = time.perf_counter()
-        await send_bare(messages)
-        return (time.perf_counter() - started) / messages if timed else 0.0
-    if without_safety:  # for this process: --instructions runs each mode in its own
-        from chatserver import contact, talk
-        contact.mask_contacts = lambda text: (text, False)  # type: ignore[assignment]
-        talk.Talk._queue_score = lambda self, room, seat, text: None  # type: ignore[method-assign]
-    settings = Settings(rate=(1_000_000, 1.0))
-    node = Node(settings, open_matcher(None, settings.node_id))
-    await node.start()
     feeds = (Feed(), Feed())
-    listener = await _member(node, {"type": "hello", "role": "listener", "token": "x"}, feeds[1])
-    await node.handle(listener, protocol.Shift(status="available", capacity=1))
-    seeker = await _member(node, {"type": "hello", "role": "seeker"}, feeds[0])
-    await node.handle(seeker, protocol.Request(topic=None, language="en", note=None))
-    while not seeker.rooms:
-        await asyncio.sleep(0.01)
-    room = next(iter(seeker.rooms))
+    loop = asyncio.get_running_loop()
+    flush: Callable[[], None] | None = None
+    if mode == "bare":
+        room = "r"
+        for feed in feeds:
+            loop.create_task(_bare(feed))
+    else:
+        if mode == "core":  # for this process: --instructions runs each mode in its own
+            from chatserver import contact, talk
+            contact.mask_contacts = lambda text: (text, False)  # type: ignore[assignment]
+            talk.Talk._queue_score = (  # type: ignore[method-assign]
+                lambda self, room, seat, text: None)
+        settings = Settings(rate=(1_000_000, 1.0))
+        node = Node(settings, open_matcher(None, settings.node_id))
+        await node.start()
+        listener = await _member(node, {"type": "hello", "role": "listener", "token": "x"},
+                                 feeds[1])
+        await node.handle(listener, protocol.Shift(status="available", capacity=1))
+        seeker = await _member(node, {"type": "hello", "role": "seeker"}, feeds[0])
+        await node.handle(seeker, protocol.Request(topic=None, language="en", note=None))
+        while not seeker.rooms:
+            await asyncio.sleep(0.01)
+        room = next(iter(seeker.rooms))
+        flush = node.talk._score_now  # the batch, as the timer or a full batch would
     payloads = [f'{{"type":"message","room":"{room}","text":"{t}","id":"{i}"}}'
                 for i, t in enumerate(TEXTS)]
 
@@ -134,9 +131,10 @@ async def run(messages: int, without_safety: bool, timed: bool, bare: bool = Fal
         for i in range(n):
             feeds[i % 2].put({"type": "websocket.receive", "text": payloads[i % len(payloads)]})
             await asyncio.sleep(0)  # the reader takes it
-            if i % 64 == 63:
-                node.talk._score_now()  # the batch, as the timer or a full batch would
-        node.talk._score_now()
+            if flush is not None and i % 64 == 63:
+                flush()
+        if flush is not None:
+            flush()
 
     await send(200)  # warm
     started = time.perf_counter()
@@ -153,7 +151,7 @@ MODES = {
 
 
 def measure(mode: str, messages: int, timed: bool) -> float:
-    return uvloop.run(run(messages, mode == "core", timed, bare=mode == "bare"))
+    return uvloop.run(run(mode, messages, timed))
 
 
 def counted(mode: str, messages: int) -> float:
