@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
@@ -43,6 +41,7 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(ROOT / "loadtests"))
 
 import uvloop  # noqa: E402
+from procs import counted_script  # noqa: E402
 from texts import TEXTS  # noqa: E402
 
 from chatserver import endpoint, protocol  # noqa: E402
@@ -155,17 +154,8 @@ def measure(mode: str, messages: int, timed: bool) -> float:
 
 
 def counted(mode: str, messages: int) -> float:
-    totals = []
-    with tempfile.TemporaryDirectory() as work:
-        for n in (messages, 0):
-            out = Path(work) / f"cg.{n}"
-            subprocess.run(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}",
-                            sys.executable, __file__, "--call", str(n), "--mode", mode],
-                           check=True, capture_output=True,
-                           env={**os.environ, "PYTHONHASHSEED": "0"})
-            summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
-            totals.append(int(summary[0].split()[1]))
-    return (totals[0] - totals[1]) / messages
+    with_them = counted_script(__file__, "--call", str(messages), "--mode", mode)
+    return (with_them - counted_script(__file__, "--call", "0", "--mode", mode)) / messages
 
 
 def main() -> int:

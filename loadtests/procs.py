@@ -14,6 +14,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +25,8 @@ if str(ROOT) not in sys.path:
 from tests.support.procs import RedisServer, Server, free_port, wait_until  # noqa: E402
 
 __all__ = ["Pinned", "PinnedRedis", "free_port", "wait_until", "cpu_seconds", "rss_bytes",
-           "pin_self", "raise_nofile", "core_contention", "SERVER_CPU", "LOAD_CPU"]
+           "pin_self", "raise_nofile", "core_contention", "counted_script", "SERVER_CPU",
+           "LOAD_CPU"]
 
 SERVER_CPU = 0
 LOAD_CPU = 1
@@ -152,3 +154,16 @@ def core_contention(pairs: int = 8, steps: int = 2_000_000) -> float | None:
             busy.kill()
             busy.wait()
     return round(statistics.median(loaded) / statistics.median(alone), 2)
+
+
+def counted_script(script: str, *args: str) -> int:
+    """User-space instructions of ``python script args`` run to its end under
+    callgrind, with the hash seed fixed (set and dict order move the count by up
+    to 10 %): what ``core_cost.py`` and ``safety_cost.py`` take the difference of."""
+    with tempfile.TemporaryDirectory() as work:
+        out = Path(work) / "callgrind.out"
+        subprocess.run(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        sys.executable, script, *args], check=True, capture_output=True,
+                       env={**os.environ, "PYTHONHASHSEED": "0"})
+        summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
+    return int(summary[0].split()[1])

@@ -6,25 +6,22 @@
 
 The texts are the bench's (``texts.py``: ordinary chat, what the relay
 scenarios send) or the scorer's labelled set (``tests/data/risk_labelled.tsv``).
-``--instructions`` runs this script twice under ``valgrind --tool=callgrind``,
-each calling the function once per text to warm its caches, then ``--rounds``
-times more over the texts in one run and not at all in the other, and divides
-the difference by the calls made: user-space instructions a
-message, the same from run to run (the hash seed is fixed: set and dict order,
-and so the count, moves with it by up to 10 %), whatever else the host does (CPU time on
-this machine moves by +-10 %; docs/performance.md, "Noise"). Warm figures both:
-in the server the caches are colder and each costs more (docs/performance.md).
+``--instructions`` runs this script twice under ``valgrind --tool=callgrind``
+(``procs.counted_script``), each calling the function once per text to warm
+its caches, then ``--rounds`` times more over the texts in one run and not at
+all in the other, and divides the difference by the calls made: user-space
+instructions a message, the same from run to run (the hash seed is fixed),
+whatever else the host does (CPU time on this machine moves by +-10 %;
+docs/performance.md, "Noise"). Warm figures both: in the server the caches
+are colder and each costs more (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "loadtests"))
+
+from procs import counted_script  # noqa: E402
+from texts import TEXTS  # noqa: E402
 
 from chatserver import contact, risk  # noqa: E402
 
@@ -43,8 +45,6 @@ CHECKS: dict[str, Callable[[str], object]] = {
 
 def texts(which: str) -> list[str]:
     if which == "bench":
-        sys.path.insert(0, str(ROOT / "loadtests"))
-        from texts import TEXTS
         return list(TEXTS)
     rows = (ROOT / "tests" / "data" / "risk_labelled.tsv").read_text(encoding="utf-8")
     out = []
@@ -63,17 +63,9 @@ def run_calls(name: str, corpus: list[str], rounds: int) -> None:
 
 def counted(name: str, which: str, rounds: int) -> float:
     """Instructions a call of ``name``, from two callgrind runs of this script."""
-    totals = []
-    with tempfile.TemporaryDirectory() as work:
-        for n in (rounds, 0):
-            out = Path(work) / f"cg.{n}"
-            subprocess.run(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}",
-                            sys.executable, __file__, "--call", name, "--texts", which,
-                            "--rounds", str(n)], check=True, capture_output=True,
-                           env={**os.environ, "PYTHONHASHSEED": "0"})
-            summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
-            totals.append(int(summary[0].split()[1]))
-    return (totals[0] - totals[1]) / (rounds * len(texts(which)))
+    runs = [counted_script(__file__, "--call", name, "--texts", which, "--rounds", str(n))
+            for n in (rounds, 0)]
+    return (runs[0] - runs[1]) / (rounds * len(texts(which)))
 
 
 def main() -> int:
