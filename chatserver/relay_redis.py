@@ -22,13 +22,12 @@ in one pipeline, so events to one node keep their order, a burst costs one
 round trip, and a busy node pays one Redis command per channel per flush
 instead of one per event. Flushes are at least ``FLUSH_GAP_S`` apart: an event
 after a quiet spell goes out at once, one during a burst waits at most that
-long. A flush costs the two nodes ~400 us of CPU whatever it carries (measured
-as what each flush avoided saved; the relay alone takes 135-180 us sending and
-70-80 receiving, ``loadtests/relay_flush.py``, on a fast host and with the
-events' older MessagePack frames: 309 and 115 with today's JSON on a host half
-as fast, docs/performance.md), so the gap bounds that cost at
-~4 % of a core per direction under any load, for at most 10 ms more per hop
-(docs/performance.md). Readers take either form.
+long. A flush costs CPU whatever it carries, so the gap bounds that cost under
+any load, for at most 10 ms more per hop (docs/performance.md): the relay alone
+takes 89-104 us a flush sending and 59-70 receiving (``loadtests/relay_flush.py``
+on 2026-12-05; 164 and 87 when the publish went through a pipeline from the pool
+and the reads through redis-py's ``PubSub``; see ``_publish`` and
+``matching.redis.subscribe_forever``). Readers take either form.
 
 Pub/sub forgets what nobody hears, so an inbox event is not given up when its
 node's subscriber is away (PUBLISH answers that it reached no one: the node is
@@ -50,6 +49,7 @@ from typing import Any
 import msgpack
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 
 from matching.redis import NODE_TTL_S, ONE_RETRY_ON_RECONNECT, subscribe_forever
 from matching.tasks import stop_task
@@ -66,6 +66,7 @@ _BACKLOG = 100_000  # events waiting for Redis before new ones are dropped
 _RETRY_S = 0.05  # pause before publishing a failed batch once more
 HOLD_RETRY_S = 0.1  # a held channel is published again this often
 HOLD_S = float(NODE_TTL_S)  # a channel held this long is dropped: its node is gone
+PUBLISH_TIMEOUT_S = 2.0  # a flush's publishes and their replies, all together
 
 
 _ARRAY = msgpack.Packer()
@@ -106,6 +107,7 @@ class RedisRelay(Relay):
             url, max_connections=10, timeout=3, socket_timeout=2, socket_connect_timeout=2,
             health_check_interval=10, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
+        self._pub: AbstractConnection | None = None  # the writer's own connection (_publish)
         self._on_event: OnEvent = lambda event: None
         self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
         # channel -> (since, count, payload): held inboxes, packed once, not per retry
@@ -125,6 +127,8 @@ class RedisRelay(Relay):
         self._closed = True
         for task in self._tasks:
             await stop_task(task)
+        if self._pub is not None:
+            await self._pub.disconnect()
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
 
@@ -161,10 +165,15 @@ class RedisRelay(Relay):
         loop = asyncio.get_running_loop()
         last = -FLUSH_GAP_S
         while not self._closed:
+            # The gap first, then a look at what waits: under load that is one wake-up
+            # a flush, not one for the first event and another after the gap.
+            wait = last + FLUSH_GAP_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             if not self._pending:
                 self._wakeup = loop.create_future()
                 if not self._held:
-                    await self._wakeup
+                    await self._wakeup  # the gap has passed: the event goes out at once
                     continue
                 # Held channels are tried again after a pause, or with the next event.
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -172,9 +181,6 @@ class RedisRelay(Relay):
                 self._wakeup = None
                 if not self._pending and loop.time() < last + HOLD_RETRY_S:
                     continue
-            wait = last + FLUSH_GAP_S - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)  # a burst: let it gather into one flush
             pending, self._pending = self._pending, {}
             last = loop.time()
             batch = {channel: (len(events), _pack(events)) for channel, events in pending.items()}
@@ -226,19 +232,37 @@ class RedisRelay(Relay):
                          + sum(len(events) for events in self._pending.values()))
 
     async def _publish(self, batch: list[tuple[str, bytes]]) -> list[int]:
-        """Publish each channel's events; how many subscribers heard each."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for channel, data in batch:
-                pipe.publish(channel, data)
-            heard = await pipe.execute()
+        """Publish each channel's events; how many subscribers heard each.
+
+        On the writer's own connection, written and read directly rather than
+        through a pipeline from the pool: 89-104 us of CPU a flush instead of 164
+        (``loadtests/relay_flush.py``). redis-py on Python 3.11 wraps each write
+        in ``asyncio.wait_for``, which makes a task, when the connection has a
+        socket timeout; this one has none, and one ``asyncio.timeout`` bounds the
+        whole flush instead. Any failure drops the connection, so a reply is
+        never read as another flush's; the next flush connects again."""
+        conn = self._pub
+        if conn is None:
+            pool = self._redis.connection_pool
+            conn = self._pub = pool.connection_class(
+                **{**pool.connection_kwargs, "socket_timeout": None})
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await conn.send_packed_command(
+                    conn.pack_commands([("PUBLISH", c, data) for c, data in batch]),
+                    check_health=False)
+                heard = [await conn.read_response() for _ in batch]
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
         self._healthy = True
         return [int(n) for n in heard]
 
     async def _reader(self) -> None:
         """Deliver inbox and broadcast events; reconnect with backoff forever."""
 
-        def heard(message: dict[str, Any]) -> None:
-            data = msgpack.unpackb(message["data"], raw=False)
+        def heard(payload: bytes) -> None:
+            data = msgpack.unpackb(payload, raw=False)
             for event in data if isinstance(data, list) else (data,):
                 if isinstance(event, dict) and event.get("from") != self.node_id:
                     self._deliver(event)

@@ -108,6 +108,8 @@ BEAT_S = 3.0
 # client CPU with 1 than with 2, 4 or no limit). Redis runs them one at a time anyway.
 IN_FLIGHT = 1
 TOUCH_EVERY = 10  # beats between refreshes of this node's own tickets and listeners
+PING_S = 2.0  # a subscription that heard nothing for this long is PINGed (subscribe_forever)
+SUBSCRIBE_TIMEOUT_S = 5.0  # connecting and subscribing, all together
 FOREVER = 1e300  # how HELD_FOREVER is stored
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError,
                 asyncio.TimeoutError)
@@ -434,35 +436,96 @@ class RedisMatcher(Matcher):
         """Call on_change for other nodes' changes (and after every reconnect, since
         notifications may have been missed while away)."""
 
-        def heard(message: dict[str, Any]) -> None:
-            if message.get("data") != self.node_id:
+        def heard(data: str) -> None:
+            if data != self.node_id:
                 self._on_change()
 
         await subscribe_forever(self._redis, (CHANNEL,), heard, self._on_change, "queue")
 
 
 async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
-                            on_message: Callable[[dict[str, Any]], None],
-                            on_connected: Callable[[], None], what: str) -> None:
-    """Read ``channels`` until cancelled, resubscribing with backoff (0.1 s to 2 s)
-    after any loss: ``CLIENT KILL TYPE pubsub``, a Redis restart, a network cut."""
+                            on_message: Callable[[Any], None],
+                            on_connected: Callable[[], None], what: str,
+                            ping_s: float = PING_S) -> None:
+    """Read ``channels`` until cancelled, calling ``on_message`` with each message's
+    data, and resubscribing with backoff (0.1 s to 2 s) after any loss: ``CLIENT
+    KILL TYPE pubsub``, a Redis restart, a network cut.
+
+    On a connection of its own (the pool's settings, without the socket timeout),
+    read directly: redis-py's ``PubSub.get_message(timeout=...)`` adds a timeout to
+    every read, a retry wrapper and a dict a message. A cross-node flush cost its
+    receiver 87 us of CPU through it, 59-70 this way (``loadtests/relay_flush.py``,
+    docs/performance.md). The reads have no timeout; instead a watchdog ticks
+    every ``ping_s``: a connection that heard nothing over a whole tick is sent a
+    PING, and one that hears nothing, not even the answer, by the tick after is
+    dropped. A cut that sent no reset is noticed within 3 x ping_s (the PubSub
+    reads never noticed one); a busy connection is never pinged."""
+    pool = redis.connection_pool
     backoff = 0.1
+
+    def connected() -> None:
+        nonlocal backoff
+        backoff = 0.1
+        on_connected()
+
     while True:
-        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         try:
-            await pubsub.subscribe(*channels)
-            backoff = 0.1
-            on_connected()
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is not None:
-                    on_message(message)
+            await _subscribed(conn, channels, on_message, connected, ping_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.debug("%s subscriber lost redis: %s", what, type(exc).__name__)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+                await conn.disconnect(nowait=True)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 2.0)
+
+
+async def _subscribed(conn: Any, channels: tuple[str, ...], on_message: Callable[[Any], None],
+                      on_connected: Callable[[], None], ping_s: float) -> None:
+    """Subscribe ``conn`` and read it until it fails or, by its watchdog, is lost."""
+    loop = asyncio.get_running_loop()
+    watchdog: asyncio.TimerHandle | None = None
+    ping: asyncio.Future[None] | None = None  # held: the loop keeps only a weak reference
+    try:
+        async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S) as deadline:
+            await conn.connect()
+            await conn.send_command("SUBSCRIBE", *channels, check_health=False)
+            for _ in channels:
+                await conn.read_response(push_request=True)
+            deadline.reschedule(None)
+            on_connected()
+            quiet = 0  # watchdog ticks since the last reply
+
+            def tick() -> None:
+                nonlocal quiet, watchdog, ping
+                quiet += 1
+                if quiet == 3:
+                    deadline.reschedule(loop.time())  # lost: the read below ends
+                    return
+                if quiet == 2:
+                    ping = asyncio.ensure_future(_ping(conn))
+                watchdog = loop.call_later(ping_s, tick)
+
+            watchdog = loop.call_later(ping_s, tick)
+            while True:
+                reply = await conn.read_response(push_request=True)
+                quiet = 0
+                if reply[0] in _MESSAGE:
+                    on_message(reply[2])
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        if ping is not None:
+            ping.cancel()
+
+
+_MESSAGE = (b"message", "message")  # a reply's kind, undecoded or decoded
+
+
+async def _ping(conn: Any) -> None:
+    """PING a subscribed connection; its answer (or its failure) is the reader's."""
+    with contextlib.suppress(Exception):
+        await conn.send_command("PING", check_health=False)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
 
 from matching import Listener, Matcher, MatchingError, Ticket, open_matcher
+from matching.redis import subscribe_forever
 from tests.support.procs import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -119,6 +122,42 @@ async def test_subscriber_survives_client_kill(nodes: Opened, redis_server: Redi
         await wait_for(lambda: bool(heard))
     finally:
         await admin.aclose()
+
+
+async def test_subscriber_notices_a_silent_redis_and_subscribes_again() -> None:
+    """A Redis that stops answering but leaves the connection open (SIGSTOP: the kernel
+    keeps the socket, as a network cut that sent no reset does) is noticed by the
+    subscriber's PING, which goes unanswered: it drops the connection and subscribes
+    again once Redis answers. A busy or a quiet but live subscription stays as it is."""
+    server = RedisServer().start()
+    assert server.proc is not None
+    client = aioredis.Redis.from_url(server.url, socket_timeout=2)
+    heard: list[bytes] = []
+    connected: list[int] = []
+    task = asyncio.create_task(subscribe_forever(
+        client, ("t",), heard.append, lambda: connected.append(1), "test", ping_s=0.2))
+    try:
+        await wait_for(lambda: len(connected) == 1)
+        for i in range(30):  # busy for 1.5 s: never pinged, never dropped
+            await client.publish("t", str(i))
+            await asyncio.sleep(0.05)
+        await wait_for(lambda: len(heard) == 30)
+        await asyncio.sleep(1.0)  # quiet for 5 ticks: pinged, answered, kept
+        assert len(connected) == 1
+        server.proc.send_signal(signal.SIGSTOP)
+        await asyncio.sleep(1.5)  # more than 3 ticks: the PING went unanswered
+        server.proc.send_signal(signal.SIGCONT)
+        await wait_for(lambda: len(connected) == 2, timeout=15)
+        await client.publish("t", "after")
+        await wait_for(lambda: heard[-1:] == [b"after"])
+        assert heard[:30] == [str(i).encode() for i in range(30)]
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()
+        server.stop()
 
 
 async def test_unreachable_redis_raises_matching_error_and_restart_resyncs(
