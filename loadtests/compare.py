@@ -101,7 +101,8 @@ def main() -> int:
     for name, runs in results:
         cpu = statistics.median(r["cpu_us_per_msg"] for r in runs)
         windows = [r["cpu_us_per_msg"] for r in runs]
-        print(f"{name:30s} {cpu:7.1f} us/msg  {cpu / floor:5.2f}x floor  "
+        ratio = cpu / floor if floor else float("nan")  # a window too short to see CPU
+        print(f"{name:30s} {cpu:7.1f} us/msg  {ratio:5.2f}x floor  "
               f"windows {windows}  p99 ms {[r['p99_ms'] for r in runs]}")
     return 0
 

@@ -87,6 +87,20 @@ def test_relay_flush_prints_a_line_per_gap() -> None:
     assert all("flushes/s" in line and "ms CPU/s" in line for line in lines), run.stdout
 
 
+def test_compare_prints_each_tree_and_the_floor_on_one_node_and_across_two() -> None:
+    """compare.py measures a tree against the floor, as one node and (--cross) as two
+    nodes and a Redis of its own, and prints a line for each."""
+    for cross in ([], ["--cross"]):
+        run = subprocess.run(
+            [sys.executable, "loadtests/compare.py", *cross, ".", "--rooms", "4", "--rate",
+             "400", "--seconds", "1", "--repeat", "1"],
+            cwd=ROOT, capture_output=True, text=True, timeout=90)
+        assert run.returncode == 0, run.stderr[-2000:]
+        lines = run.stdout.splitlines()
+        assert [line.split()[0] for line in lines] == [str(ROOT), "floor"], run.stdout
+        assert all("us/msg" in line and "x floor" in line for line in lines), run.stdout
+
+
 def test_soak_prints_checkpoints_and_ends_with_nothing_open() -> None:
     """soak.py on both backends runs its sessions, prints a line per checkpoint, and
     finds no room open on the node once the lost seats' resume windows have run out."""
