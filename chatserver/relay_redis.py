@@ -18,8 +18,8 @@ name                            type     TTL         holds
 Posts go through one writer task. Events posted close together are coalesced:
 all the events for one channel since the last flush go out as one PUBLISH of a
 MessagePack array (a lone event as a plain map), and every channel's publish
-in one pipeline, so events to one node keep their order, a burst costs one
-round trip, and a busy node pays one Redis command per channel per flush
+in one write on the writer's own connection, so events to one node keep their
+order, a burst costs one round trip, and a busy node pays one Redis command per channel per flush
 instead of one per event. Flushes are at least ``FLUSH_GAP_S`` apart: an event
 after a quiet spell goes out at once, one during a burst waits at most that
 long. A flush costs CPU whatever it carries, so the gap bounds that cost under

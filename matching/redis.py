@@ -459,7 +459,7 @@ async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
     every ``ping_s``: a connection that heard nothing over a whole tick is sent a
     PING, and one that hears nothing, not even the answer, by the tick after is
     dropped. A cut that sent no reset is noticed within 3 x ping_s (the PubSub
-    reads never noticed one); a busy connection is never pinged."""
+    reads did not notice one); a busy connection is never pinged."""
     pool = redis.connection_pool
     backoff = 0.1
 
