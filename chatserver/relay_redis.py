@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from typing import Any
 
 import msgpack
@@ -117,6 +118,10 @@ class RedisRelay(Relay):
         self._healthy = True
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False  # the writer stops at its next turn, even if a cancel was lost
+        # Events are numbered per channel, under an id of this relay's life (_fresh).
+        self._boot = secrets.token_hex(4)
+        self._numbered: dict[str, int] = {}  # channel -> the last number given
+        self._heard: dict[tuple[Any, Any], tuple[Any, int]] = {}  # (from, channel) -> (b, n)
 
     async def start(self, on_event: OnEvent) -> None:
         self._on_event = on_event
@@ -139,10 +144,10 @@ class RedisRelay(Relay):
     # -- events --------------------------------------------------------------------
 
     def post(self, node: str, event: Event) -> None:
-        self._put(inbox(node), {**event, "from": self.node_id})
+        self._put(inbox(node), event)
 
     def broadcast(self, event: Event) -> None:
-        self._put(BROADCAST, {**event, "from": self.node_id})
+        self._put(BROADCAST, event)
 
     def _put(self, channel: str, event: Event) -> None:
         if self._backlog >= _BACKLOG:
@@ -150,6 +155,9 @@ class RedisRelay(Relay):
             log.warning("relay backlog full; dropping an event")
             return
         self._backlog += 1
+        number = self._numbered.get(channel, 0) + 1
+        self._numbered[channel] = number
+        event = {**event, "from": self.node_id, "b": self._boot, "n": number}
         events = self._pending.get(channel)
         if events is None:
             self._pending[channel] = [event]
@@ -261,14 +269,35 @@ class RedisRelay(Relay):
     async def _reader(self) -> None:
         """Deliver inbox and broadcast events; reconnect with backoff forever."""
 
-        def heard(payload: bytes) -> None:
+        def heard(channel: bytes, payload: bytes) -> None:
             data = msgpack.unpackb(payload, raw=False)
             for event in data if isinstance(data, list) else (data,):
-                if isinstance(event, dict) and event.get("from") != self.node_id:
+                if (isinstance(event, dict) and event.get("from") != self.node_id
+                        and self._fresh(channel, event)):
                     self._deliver(event)
 
         await subscribe_forever(self._redis, (inbox(self.node_id), BROADCAST), heard,
                                 lambda: self._on_event({"k": "reconnected"}), "relay")
+
+    def _fresh(self, channel: bytes, event: Event) -> bool:
+        """False for an event heard before. A flush that timed out (Redis stalled
+        for PUBLISH_TIMEOUT_S) is published again, held, on a new connection, yet
+        its first write may still reach Redis once it wakes: without this, a
+        seeker's message forwarded to its room's home would be posted twice. Each
+        sender numbers its events per channel under an id of its life (``b``),
+        and a publisher's commands reach subscribers in the order sent, so an
+        event numbered at or below the last heard from that life on that channel
+        is a copy. Events with no number (a node of an older version) pass."""
+        n = event.get("n")
+        if not isinstance(n, int):
+            return True
+        key = (event.get("from"), channel)
+        boot = event.get("b")
+        last = self._heard.get(key)
+        if last is not None and last[0] == boot and n <= last[1]:
+            return False
+        self._heard[key] = (boot, n)
+        return True
 
     def _deliver(self, event: Event) -> None:
         try:

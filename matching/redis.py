@@ -436,7 +436,7 @@ class RedisMatcher(Matcher):
         """Call on_change for other nodes' changes (and after every reconnect, since
         notifications may have been missed while away)."""
 
-        def heard(data: str) -> None:
+        def heard(channel: str, data: str) -> None:
             if data != self.node_id:
                 self._on_change()
 
@@ -444,11 +444,11 @@ class RedisMatcher(Matcher):
 
 
 async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
-                            on_message: Callable[[Any], None],
+                            on_message: Callable[[Any, Any], None],
                             on_connected: Callable[[], None], what: str,
                             ping_s: float = PING_S) -> None:
     """Read ``channels`` until cancelled, calling ``on_message`` with each message's
-    data, and resubscribing with backoff (0.1 s to 2 s) after any loss: ``CLIENT
+    channel and data, and resubscribing with backoff (0.1 s to 2 s) after any loss: ``CLIENT
     KILL TYPE pubsub``, a Redis restart, a network cut.
 
     On a connection of its own (the pool's settings, without the socket timeout),
@@ -483,7 +483,8 @@ async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
         backoff = min(backoff * 2, 2.0)
 
 
-async def _subscribed(conn: Any, channels: tuple[str, ...], on_message: Callable[[Any], None],
+async def _subscribed(conn: Any, channels: tuple[str, ...],
+                      on_message: Callable[[Any, Any], None],
                       on_connected: Callable[[], None], ping_s: float) -> None:
     """Subscribe ``conn`` and read it until it fails or, by its watchdog, is lost."""
     loop = asyncio.get_running_loop()
@@ -514,7 +515,7 @@ async def _subscribed(conn: Any, channels: tuple[str, ...], on_message: Callable
                 reply = await conn.read_response(push_request=True)
                 quiet = 0
                 if reply[0] in _MESSAGE:
-                    on_message(reply[2])
+                    on_message(reply[1], reply[2])
     finally:
         if watchdog is not None:
             watchdog.cancel()
