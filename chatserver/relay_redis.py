@@ -68,6 +68,9 @@ _RETRY_S = 0.05  # pause before publishing a failed batch once more
 HOLD_RETRY_S = 0.1  # a held channel is published again this often
 HOLD_S = float(NODE_TTL_S)  # a channel held this long is dropped: its node is gone
 PUBLISH_TIMEOUT_S = 2.0  # a flush's publishes and their replies, all together
+# Channels numbered, and senders heard, kept at most (node ids are new at every start,
+# so over a long life these would grow with the other nodes' restarts).
+_NUMBERED_MAX = 1024
 
 
 _ARRAY = msgpack.Packer()
@@ -155,7 +158,13 @@ class RedisRelay(Relay):
             log.warning("relay backlog full; dropping an event")
             return
         self._backlog += 1
-        number = self._numbered.get(channel, 0) + 1
+        number = self._numbered.get(channel)
+        if number is None:
+            if len(self._numbered) >= _NUMBERED_MAX:  # forget them, as a new life
+                self._numbered.clear()
+                self._boot = secrets.token_hex(4)
+            number = 0
+        number += 1
         self._numbered[channel] = number
         event = {**event, "from": self.node_id, "b": self._boot, "n": number}
         events = self._pending.get(channel)
@@ -294,7 +303,10 @@ class RedisRelay(Relay):
         key = (event.get("from"), channel)
         boot = event.get("b")
         last = self._heard.get(key)
-        if last is not None and last[0] == boot and n <= last[1]:
+        if last is None:
+            if len(self._heard) >= _NUMBERED_MAX:
+                self._heard.clear()
+        elif last[0] == boot and n <= last[1]:
             return False
         self._heard[key] = (boot, n)
         return True

@@ -176,6 +176,36 @@ async def test_redis_relay_delivers_once_after_a_publish_timed_out(
         r.stop()
 
 
+async def test_event_numbers_stay_bounded_and_copies_are_still_dropped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Node ids are new at every start, so the channels a relay numbers and the
+    senders it has heard would grow with the other nodes' restarts: past the bound
+    both are forgotten, the sender taking a new life id (so that its numbers from 1
+    are not taken for copies), and a copy is still dropped afterwards."""
+    monkeypatch.setattr(relay_redis, "_NUMBERED_MAX", 3)
+    r = relay_redis.RedisRelay("redis://127.0.0.1:1/0", "me")  # never started
+    for node in ("n1", "n2", "n3"):
+        r.post(node, {"k": "x"})
+    first_life = r._boot
+    r.post("n4", {"k": "x"})
+    assert len(r._numbered) == 1 and r._boot != first_life
+    assert r._pending["hearth:inbox:n4"] == [{"k": "x", "from": "me", "b": r._boot, "n": 1}]
+    r.post("n1", {"k": "x"})
+    assert r._pending["hearth:inbox:n1"][-1]["n"] == 1
+    assert r._pending["hearth:inbox:n1"][-1]["b"] == r._boot
+
+    def event(sender: str, n: int, boot: str = "b0") -> dict[str, Any]:
+        return {"k": "x", "from": sender, "b": boot, "n": n}
+
+    channel = b"hearth:inbox:me"
+    assert [r._fresh(channel, event(s, 1)) for s in ("s1", "s2", "s3")] == [True] * 3
+    assert r._fresh(channel, event("s4", 1)) and len(r._heard) == 1  # forgotten, then s4
+    assert not r._fresh(channel, event("s4", 1))  # a copy
+    assert r._fresh(channel, event("s4", 1, boot="b1"))  # s4 started again
+    assert r._fresh(channel, {"k": "x", "from": "old"})  # no number: an older node
+    await r.close()
+
+
 @pytest.mark.parametrize("first,then", [(1, 1), (1, 15), (2, 14), (15, 1), (16, 1), (3, 65533),
                                         (65535, 1), (65536, 2)])
 def test_held_payloads_join_without_unpacking(first: int, then: int) -> None:
