@@ -135,7 +135,8 @@ async def test_subscriber_notices_a_silent_redis_and_subscribes_again() -> None:
     heard: list[bytes] = []
     connected: list[int] = []
     task = asyncio.create_task(subscribe_forever(
-        client, ("t",), heard.append, lambda: connected.append(1), "test", ping_s=0.2))
+        client, ("t",), lambda channel, data: heard.append(data), lambda: connected.append(1),
+        "test", ping_s=0.2))
     try:
         await wait_for(lambda: len(connected) == 1)
         for i in range(30):  # busy for 1.5 s: never pinged, never dropped
