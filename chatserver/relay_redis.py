@@ -124,7 +124,7 @@ class RedisRelay(Relay):
         # Events are numbered per channel, under an id of this relay's life (_fresh).
         self._boot = secrets.token_hex(4)
         self._numbered: dict[str, int] = {}  # channel -> the last number given
-        self._heard: dict[tuple[Any, Any], tuple[Any, int]] = {}  # (from, channel) -> (b, n)
+        self._heard: dict[tuple[str, bytes], tuple[Any, int]] = {}  # (from, channel) -> (b, n)
 
     async def start(self, on_event: OnEvent) -> None:
         self._on_event = on_event
@@ -279,7 +279,11 @@ class RedisRelay(Relay):
         """Deliver inbox and broadcast events; reconnect with backoff forever."""
 
         def heard(channel: bytes, payload: bytes) -> None:
-            data = msgpack.unpackb(payload, raw=False)
+            try:
+                data = msgpack.unpackb(payload, raw=False)
+            except Exception as exc:  # not from a node: dropped, the subscription kept
+                log.error("an unreadable cross-node payload: %s", type(exc).__name__)
+                return
             for event in data if isinstance(data, list) else (data,):
                 if (isinstance(event, dict) and event.get("from") != self.node_id
                         and self._fresh(channel, event)):
@@ -297,10 +301,10 @@ class RedisRelay(Relay):
         and a publisher's commands reach subscribers in the order sent, so an
         event numbered at or below the last heard from that life on that channel
         is a copy. Events with no number (a node of an older version) pass."""
-        n = event.get("n")
-        if not isinstance(n, int):
+        n, sender = event.get("n"), event.get("from")
+        if not isinstance(n, int) or not isinstance(sender, str):
             return True
-        key = (event.get("from"), channel)
+        key = (sender, channel)
         boot = event.get("b")
         last = self._heard.get(key)
         if last is None:

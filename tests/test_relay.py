@@ -65,6 +65,16 @@ async def test_redis_relay_orders_events_and_keeps_a_seat_directory(
             assert loop.time() < deadline + 10
             await asyncio.sleep(0.02)
         assert "own" not in [e["k"] for e in got]  # its own events are not delivered back
+        # Junk on an inbox (only something else with access to Redis could put it
+        # there) is dropped, and the subscription kept.
+        reconnects = [e["k"] for e in got].count("reconnected")
+        await admin.publish("hearth:inbox:b", b"\xc1 not msgpack")
+        await admin.publish("hearth:inbox:b", msgpack.packb({"k": "odd", "from": ["x"], "n": 1}))
+        await admin.publish("hearth:inbox:b", msgpack.packb({"k": "four", "from": "z", "n": 1}))
+        while "four" not in [e["k"] for e in got]:
+            assert loop.time() < deadline + 15
+            await asyncio.sleep(0.02)
+        assert [e["k"] for e in got].count("reconnected") == reconnects
 
         await a.save_seats([SeatSave("s1", {"role": "seeker", "alias": "Quiet Fox"}, "d1")])
         claimed = await b.claim("d1")
