@@ -52,7 +52,12 @@ from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 
-from matching.redis import NODE_TTL_S, ONE_RETRY_ON_RECONNECT, subscribe_forever
+from matching.redis import (
+    NODE_TTL_S,
+    ONE_RETRY_ON_RECONNECT,
+    own_connection,
+    subscribe_forever,
+)
 from matching.tasks import stop_task
 
 from .relay import Event, OnEvent, Relay, RelayError, SeatSave
@@ -251,18 +256,15 @@ class RedisRelay(Relay):
     async def _publish(self, batch: list[tuple[str, bytes]]) -> list[int]:
         """Publish each channel's events; how many subscribers heard each.
 
-        On the writer's own connection, written and read directly rather than
-        through a pipeline from the pool: 89-104 us of CPU a flush instead of 164
-        (``loadtests/relay_flush.py``). redis-py on Python 3.11 wraps each write
-        in ``asyncio.wait_for``, which makes a task, when the connection has a
-        socket timeout; this one has none, and one ``asyncio.timeout`` bounds the
-        whole flush instead. Any failure drops the connection, so a reply is
+        On the writer's own connection (``own_connection``: no socket timeout, so
+        no task a write), written and read directly rather than through a
+        pipeline from the pool: 89-104 us of CPU a flush instead of 164
+        (``loadtests/relay_flush.py``). One ``asyncio.timeout`` bounds the whole
+        flush instead. Any failure drops the connection, so a reply is
         never read as another flush's; the next flush connects again."""
         conn = self._pub
         if conn is None:
-            pool = self._redis.connection_pool
-            conn = self._pub = pool.connection_class(
-                **{**pool.connection_kwargs, "socket_timeout": None})
+            conn = self._pub = own_connection(self._redis)
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 await conn.send_packed_command(

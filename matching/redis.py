@@ -79,6 +79,7 @@ from typing import Any
 import orjson
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -443,6 +444,17 @@ class RedisMatcher(Matcher):
         await subscribe_forever(self._redis, (CHANNEL,), heard, self._on_change, "queue")
 
 
+def own_connection(redis: Redis) -> AbstractConnection:
+    """A connection outside ``redis``'s pool, with the pool's settings but no socket
+    timeout, for one task that reads and writes it directly and bounds its waits
+    itself: on Python 3.11 redis-py wraps every write of a connection that has a
+    socket timeout in ``asyncio.wait_for``, which makes a task (docs/performance.md)."""
+    pool = redis.connection_pool
+    conn: AbstractConnection = pool.connection_class(
+        **{**pool.connection_kwargs, "socket_timeout": None})
+    return conn
+
+
 async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
                             on_message: Callable[[Any, Any], None],
                             on_connected: Callable[[], None], what: str,
@@ -451,16 +463,15 @@ async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
     channel and data, and resubscribing with backoff (0.1 s to 2 s) after any loss: ``CLIENT
     KILL TYPE pubsub``, a Redis restart, a network cut.
 
-    On a connection of its own (the pool's settings, without the socket timeout),
-    read directly: redis-py's ``PubSub.get_message(timeout=...)`` adds a timeout to
-    every read, a retry wrapper and a dict a message. A cross-node flush cost its
+    On a connection of its own (:func:`own_connection`), read directly: redis-py's
+    ``PubSub.get_message(timeout=...)`` adds a timeout to every read, a retry
+    wrapper and a dict a message. A cross-node flush cost its
     receiver 87 us of CPU through it, 59-70 this way (``loadtests/relay_flush.py``,
     docs/performance.md). The reads have no timeout; instead a watchdog ticks
     every ``ping_s``: a connection that heard nothing over a whole tick is sent a
     PING, and one that hears nothing, not even the answer, by the tick after is
     dropped. A cut that sent no reset is noticed within 3 x ping_s (the PubSub
     reads did not notice one); a busy connection is never pinged."""
-    pool = redis.connection_pool
     backoff = 0.1
 
     def connected() -> None:
@@ -469,7 +480,7 @@ async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
         on_connected()
 
     while True:
-        conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
+        conn = own_connection(redis)
         try:
             await _subscribed(conn, channels, on_message, connected, ping_s)
         except asyncio.CancelledError:
