@@ -28,64 +28,63 @@ from procs import Pinned, PinnedRedis, pin_self, raise_nofile
 from relay import (
     Recorder,
     Rooms,
-    floor_rooms,
     hearth_rooms,
     interleaved,
     measure,
+    pinned_rooms,
     tree_arguments,
 )
 
 
-async def compare(trees: list[Path], rooms: int, rate: float, seconds: float,
-                  repeat: int) -> list[tuple[str, list[dict[str, Any]]]]:
+class CrossNodes:
+    """One tree as bench.py's cross-node scenario: two nodes and a redis-server of
+    their own, started and stopped together."""
+
+    def __init__(self, tree: Path) -> None:
+        self.redis = PinnedRedis()
+        self.nodes = [Pinned("--rate", "1000/1", "--redis", self.redis.url, "--node-id",
+                             f"cmp-{n}", root=tree) for n in "ab"]
+
+    def start(self) -> CrossNodes:
+        self.redis.start()
+        for node in self.nodes:
+            node.start()
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        for node in self.nodes:
+            node.stop(timeout=timeout)
+        self.redis.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        return [node.pid for node in self.nodes] + [self.redis.pid]
+
+
+async def open_rooms(server: Pinned | CrossNodes, n_rooms: int) -> Rooms:
+    """Seekers on one node and listeners on the other for two nodes, else as ever."""
+    if isinstance(server, CrossNodes):
+        a, b = server.nodes
+        return await hearth_rooms(a.port, b.port, a.token("listener", "bench", 1), n_rooms,
+                                  batch=20)
+    return await pinned_rooms(server, n_rooms)
+
+
+async def compare(trees: list[Path], rooms: int, rate: float, seconds: float, repeat: int,
+                  cross: bool = False) -> list[tuple[str, list[dict[str, Any]]]]:
     raise_nofile(65536)
     pin_self()
-    servers = [Pinned("--rate", "1000/1", root=tree) for tree in trees]
+    servers: list[Pinned | CrossNodes] = [
+        CrossNodes(tree) if cross else Pinned("--rate", "1000/1", root=tree) for tree in trees]
     servers.append(Pinned(floor=True))
     names = [str(tree) for tree in trees] + ["floor"]
 
-    async def window(k: int, i: int, server: Pinned, rooms: Rooms,
+    async def window(k: int, i: int, server: Pinned | CrossNodes, rooms: Rooms,
                      recorder: Recorder) -> dict[str, Any]:
-        return await measure([server.pid], rooms.senders, recorder, rate, seconds, 2.0)
+        pids = server.pids if isinstance(server, CrossNodes) else [server.pid]
+        return await measure(pids, rooms.senders, recorder, rate, seconds, 2.0)
 
-    results = await interleaved(servers, rooms, repeat, window)
-    return list(zip(names, results, strict=True))
-
-
-async def compare_cross(trees: list[Path], rooms: int, rate: float, seconds: float,
-                        repeat: int) -> list[tuple[str, list[dict[str, Any]]]]:
-    raise_nofile(65536)
-    pin_self()
-    procs: list[Pinned | PinnedRedis] = []
-    pids: list[list[int]] = []
-    opened: list[Rooms] = []
-    try:
-        for tree in trees:
-            redis = PinnedRedis().start()
-            procs.append(redis)
-            a, b = (Pinned("--rate", "1000/1", "--redis", redis.url, "--node-id", f"cmp-{n}",
-                           root=tree).start() for n in "ab")
-            procs += [a, b]
-            pids.append([a.pid, b.pid, redis.pid])
-            opened.append(await hearth_rooms(a.port, b.port, a.token("listener", "bench", 1),
-                                             rooms, batch=20))
-        floor = Pinned(floor=True).start()
-        procs.append(floor)
-        pids.append([floor.pid])
-        opened.append(await floor_rooms(floor.port, rooms))
-        recorder = Recorder()
-        for r in opened:
-            r.listen(recorder)
-        results: list[list[dict[str, Any]]] = [[] for _ in opened]
-        for _ in range(repeat):
-            for i, r in enumerate(opened):
-                results[i].append(await measure(pids[i], r.senders, recorder, rate, seconds, 2.0))
-    finally:
-        for r in opened:
-            r.close()
-        for proc in procs:
-            proc.stop()
-    names = [str(tree) for tree in trees] + ["floor"]
+    results = await interleaved(servers, rooms, repeat, window, open_rooms=open_rooms)
     return list(zip(names, results, strict=True))
 
 
@@ -94,9 +93,8 @@ def main() -> int:
     p.add_argument("--cross", action="store_true",
                    help="each tree as two nodes and a Redis (bench.py's cross-node scenario)")
     args = p.parse_args()
-    run = compare_cross if args.cross else compare
-    results = asyncio.run(run([t.resolve() for t in args.trees], args.rooms, args.rate,
-                              args.seconds, args.repeat))
+    results = asyncio.run(compare([t.resolve() for t in args.trees], args.rooms, args.rate,
+                                  args.seconds, args.repeat, cross=args.cross))
     floor = statistics.median(r["cpu_us_per_msg"] for r in dict(results)["floor"])
     for name, runs in results:
         cpu = statistics.median(r["cpu_us_per_msg"] for r in runs)

@@ -191,24 +191,32 @@ def tree_arguments(description: str, *, rooms: int, rate: float, seconds: float,
     return p
 
 
-Window = Callable[[int, int, Pinned, Rooms, Recorder], Awaitable[dict[str, Any]]]
+Window = Callable[[int, int, Any, Rooms, Recorder], Awaitable[dict[str, Any]]]
 
 
-async def interleaved(servers: Sequence[Pinned], n_rooms: int, repeat: int,
-                      window: Window, stop_s: float = 10) -> list[list[dict[str, Any]]]:
-    """Start the servers, open the same number of rooms on each (Hearth's, or the
-    floor's pairs), then ``repeat`` rounds of ``window(round, i, server, rooms,
-    recorder)`` for every server in turn; stop them all. Each server's results."""
+async def pinned_rooms(server: Pinned, n_rooms: int) -> Rooms:
+    """The floor's pairs, or Hearth's rooms with seekers and listeners on one server."""
+    if server.floor:
+        return await floor_rooms(server.port, n_rooms)
+    token = server.token("listener", "bench", 1)
+    return await hearth_rooms(server.port, server.port, token, n_rooms)
+
+
+async def interleaved(servers: Sequence[Any], n_rooms: int, repeat: int, window: Window,
+                      stop_s: float = 10,
+                      open_rooms: Callable[[Any, int], Awaitable[Rooms]] = pinned_rooms,
+                      ) -> list[list[dict[str, Any]]]:
+    """Start the servers, open the same number of rooms on each (``open_rooms``:
+    Hearth's, or the floor's pairs, on a ``Pinned``), then ``repeat`` rounds of
+    ``window(round, i, server, rooms, recorder)`` for every server in turn; stop
+    them all. Each server's results. A server is anything with ``start()`` and
+    ``stop(timeout=...)`` that ``open_rooms`` knows (compare.py's two nodes)."""
     opened: list[Rooms] = []
     try:
         for server in servers:
             server.start()
         for server in servers:
-            if server.floor:
-                opened.append(await floor_rooms(server.port, n_rooms))
-            else:
-                token = server.token("listener", "bench", 1)
-                opened.append(await hearth_rooms(server.port, server.port, token, n_rooms))
+            opened.append(await open_rooms(server, n_rooms))
         recorder = Recorder()
         for r in opened:
             r.listen(recorder)
