@@ -7,30 +7,45 @@ NODE_DIR := build/node
 AXE := $(NODE_DIR)/node_modules/axe-core/axe.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test check bench loadtest deps system-deps clean
+NATIVE := $(VENV)/.native
 
-run: $(STAMP)
+.PHONY: run test check bench loadtest deps native system-deps clean
+
+run: $(NATIVE)
 	$(BIN)/python -m chatserver $(ARGS)
 
-test: $(STAMP) system-deps $(AXE)
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+# HEARTH_EXPECT_NATIVE: tests/test_native.py fails if the compiled modules are not
+# the ones that run.
+test: $(NATIVE) system-deps $(AXE)
+	HEARTH_EXPECT_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check chatserver matching tests loadtests
 	$(BIN)/mypy
 
-bench: $(STAMP) system-deps
+bench: $(NATIVE) system-deps
 	$(BIN)/python loadtests/bench.py --json build/bench/last.jsonl $(ARGS)
 
-loadtest: $(STAMP) system-deps
+loadtest: $(NATIVE) system-deps
 	$(BIN)/python loadtests/run_locust.py $(ARGS)
 
 deps: $(STAMP)
 
-$(STAMP): pyproject.toml
+native: $(NATIVE)
+
+$(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# The hot modules compiled with mypyc (setup.py), again whenever a source of the
+# package changed: a compiled module older than the sources is not used
+# (chatserver/__init__.py). About half a minute on two cores; it needs gcc and
+# Python's headers.
+$(NATIVE): $(STAMP) setup.py $(wildcard chatserver/*.py)
+	rm -f chatserver/*.so
+	HEARTH_NATIVE=1 $(BIN)/python setup.py -q build_ext --inplace --force -j 2
 	touch $@
 
 # redis-server for the tests' own Redis, Chromium for the browser tests, valgrind for
@@ -46,4 +61,4 @@ $(AXE):
 	npm install --silent --no-audit --no-fund --prefix $(NODE_DIR) axe-core@4
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) build chatserver/*.so

@@ -18,7 +18,9 @@ read loop that only sends each frame on to two members, on the same harness:
 what the harness itself costs, to subtract. ``--instructions`` runs this
 script twice under callgrind, with and without the measured messages, and
 divides the difference by the messages: the same from run to run (under a
-fixed hash seed, as set and dict order moves the count).
+fixed hash seed, as set and dict order moves the count). It measures the
+modules as they are imported: compiled with mypyc when built (``make native``),
+the Python sources with ``HEARTH_PURE=1``, which ``--mode core`` needs.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ async def run(mode: str, messages: int, timed: bool) -> float:
     else:
         if mode == "core":  # for this process: --instructions runs each mode in its own
             from chatserver import contact, talk
+            if not talk.__file__ or not talk.__file__.endswith(".py"):
+                raise SystemExit("--mode core replaces functions, which the modules compiled "
+                                 "with mypyc do not see: run it with HEARTH_PURE=1 (and the "
+                                 "modes it is compared with, to compare like with like)")
             contact.mask_contacts = lambda text: (text, False)  # type: ignore[assignment]
             talk.Talk._queue_score = (  # type: ignore[method-assign]
                 lambda self, room, seat, text: None)

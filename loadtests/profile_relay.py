@@ -8,6 +8,10 @@ Starts Hearth pinned to core 0 (``--rate 1000/1``), opens the rooms, sends at
 (collapsed stacks) into ``build/profile/relay.txt``; then prints the functions
 with the most samples, inclusive and self. Also writes a speedscope-free
 flamegraph SVG next to it for a look in a browser.
+
+The server runs its Python sources (``HEARTH_PURE=1``): py-spy sees no frames
+inside the modules compiled with mypyc (``chatserver.NATIVE``), so a profile of
+them would put their time on whoever called them.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ def summarize(raw: Path, top: int = 30) -> str:
 
 async def main_async(args: argparse.Namespace) -> int:
     pin_self()
-    server = Pinned("--rate", "1000/1").start()
+    server = Pinned("--rate", "1000/1", env={"HEARTH_PURE": "1"}).start()
     try:
         rooms = await hearth_rooms(server.port, server.port,
                                    server.token("listener", "prof", 1), args.rooms)

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import chatserver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,11 +141,14 @@ def test_instructions_counts_hearth_and_the_floor_under_callgrind(tmp_path: Path
 
 def test_core_cost_prints_each_mode_timed_and_counted() -> None:
     """core_cost.py drives the real read loop in-process in each mode, timed, and
-    counts a mode's instructions under valgrind."""
+    counts a mode's instructions under valgrind; on the Python sources, as its
+    core mode replaces functions that compiled modules would not see, which it
+    refuses to do on them."""
+    pure = {**os.environ, "HEARTH_PURE": "1"}
     run = subprocess.run(
         [sys.executable, "loadtests/core_cost.py", "--messages", "300", "--mode", "bare",
          "--mode", "core", "--mode", "full"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=pure)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
     assert [line.split(" us a message, ")[1].split(" (")[0] for line in lines] == [
@@ -150,9 +156,16 @@ def test_core_cost_prints_each_mode_timed_and_counted() -> None:
     assert all(float(line.split()[0]) > 0 for line in lines)
     run = subprocess.run(
         [sys.executable, "loadtests/core_cost.py", "--messages", "100", "--instructions",
-         "--mode", "core"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+         "--mode", "core"], cwd=ROOT, capture_output=True, text=True, timeout=180, env=pure)
     assert run.returncode == 0, run.stderr[-2000:]
     assert int(run.stdout.split()[0].replace(",", "")) > 0, run.stdout
+    run = subprocess.run(
+        [sys.executable, "loadtests/core_cost.py", "--messages", "100", "--mode", "core"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "HEARTH_PURE"})
+    compiled = bool(chatserver.compiled()) and not chatserver.stale()
+    assert (run.returncode != 0) == compiled, run.stderr[-2000:]
+    assert ("HEARTH_PURE=1" in run.stderr) == compiled
 
 
 def test_safety_cost_prints_each_check_timed_and_counted() -> None:

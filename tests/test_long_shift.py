@@ -47,11 +47,14 @@ def census(node: object) -> collections.Counter[str]:
             for item in (obj.values() if isinstance(obj, dict) else obj):
                 walk(item, f"{path}[*]", depth + 1)
             return
-        if not type(obj).__module__.startswith(("chatserver", "matching")):
+        module = getattr(type(obj), "__module__", None)  # a compiled function's type has none
+        if not isinstance(module, str) or not module.startswith(("chatserver", "matching")):
             return  # uvicorn's, websockets', redis-py's objects are theirs to bound
         fields = dict(getattr(obj, "__dict__", {}))
         for cls in type(obj).__mro__:
-            for name in getattr(cls, "__slots__", ()):
+            # A class compiled by mypyc (chatserver.NATIVE) lists its attributes in
+            # __mypyc_attrs__, not __slots__.
+            for name in (*getattr(cls, "__slots__", ()), *getattr(cls, "__mypyc_attrs__", ())):
                 if hasattr(obj, name):
                     fields[name] = getattr(obj, name)
         for name, value in fields.items():
