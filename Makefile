@@ -9,24 +9,28 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 NATIVE := $(VENV)/.native
 
-.PHONY: run test check bench loadtest deps native system-deps clean
+.PHONY: run test check bench loadtest deps native system-deps build-deps clean
 
-run: $(NATIVE)
+# Without a compiler the server still starts, on its Python sources: a failed
+# compile is reported and does not stop it.
+run: $(STAMP)
+	@$(MAKE) --no-print-directory native || \
+	  echo "make run: the modules were not compiled (see above); running the Python sources"
 	$(BIN)/python -m chatserver $(ARGS)
 
 # HEARTH_EXPECT_NATIVE: tests/test_native.py fails if the compiled modules are not
 # the ones that run.
-test: $(NATIVE) system-deps $(AXE)
+test: system-deps $(NATIVE) $(AXE)
 	HEARTH_EXPECT_NATIVE=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check chatserver matching tests loadtests
 	$(BIN)/mypy
 
-bench: $(NATIVE) system-deps
+bench: system-deps $(NATIVE)
 	$(BIN)/python loadtests/bench.py --json build/bench/last.jsonl $(ARGS)
 
-loadtest: $(NATIVE) system-deps
+loadtest: system-deps $(NATIVE)
 	$(BIN)/python loadtests/run_locust.py $(ARGS)
 
 deps: $(STAMP)
@@ -45,16 +49,25 @@ $(STAMP): pyproject.toml setup.py
 # Python's headers.
 $(NATIVE): $(STAMP) setup.py $(wildcard chatserver/*.py)
 	rm -f chatserver/*.so
-	HEARTH_NATIVE=1 $(BIN)/python setup.py -q build_ext --inplace --force -j 2
+	HEARTH_NATIVE=1 $(BIN)/python setup.py -q build_ext --inplace --force -j 2 || \
+	  { rm -f chatserver/*.so; exit 1; }  # all or none: compiled modules expect each other
 	touch $@
 
 # redis-server for the tests' own Redis, Chromium for the browser tests, valgrind for
-# loadtests/instructions.py (and its smoke test).
-system-deps:
+# loadtests/instructions.py (and its smoke test); gcc and Python's headers for the
+# compiled modules (build-deps).
+system-deps: build-deps
 	@command -v redis-server >/dev/null && command -v valgrind >/dev/null && \
 	  [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] || { \
 	  $(SUDO) apt-get update -qq && \
 	  $(SUDO) apt-get install -y -qq redis-server chromium nginx valgrind >/dev/null; }
+
+HEADERS_OK := import os, sys, sysconfig; \
+  sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
+build-deps:
+	@command -v gcc >/dev/null && $(PY) -c '$(HEADERS_OK)' || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) apt-get install -y -qq gcc python3-dev >/dev/null; }
 
 $(AXE):
 	mkdir -p $(NODE_DIR)
