@@ -42,8 +42,8 @@ class RateWindow:
         # old ones are dropped only once ``count`` are kept. The same answers as
         # dropping them at every call (tests/test_limits.py), without reading the
         # oldest at every frame: with a thousand connections each one's times are
-        # cold in the cache, and that read cost more than the rest of the check
-        # (perf, docs/performance.md). At most ``count`` are kept either way.
+        # cold in the cache, and perf put that read at half the check's samples
+        # (docs/performance.md). At most ``count`` are kept either way.
         if len(times) >= self.count:
             while times and now - times[0] >= self.seconds:
                 times.popleft()
