@@ -31,18 +31,19 @@ HERE = Path(__file__).resolve().parent
 
 def compiled() -> dict[str, Path]:
     """The modules of :data:`NATIVE` that have a compiled file here, and its path."""
-    found = {}
-    for name in NATIVE:
-        for path in HERE.glob(f"{name}.*.so"):
-            found[name] = path
-    return found
+    # "talk.cpython-311-x86_64-linux-gnu.so" is talk's; "talk__mypyc...so", its code.
+    found = {path.name.split(".", 1)[0]: path for path in HERE.glob("*.so")}
+    return {name: found[name] for name in NATIVE if name in found}
 
 
 def stale() -> list[str]:
     """The compiled modules older than a source of the package: their own, or one
     whose types they were compiled against (Python would run the old code)."""
+    built = compiled()
+    if not built:  # nothing compiled: no source's time to look at
+        return []
     newest = max(p.stat().st_mtime for p in HERE.glob("*.py") if p.name != "__init__.py")
-    return [name for name, path in compiled().items() if path.stat().st_mtime < newest]
+    return [name for name, path in built.items() if path.stat().st_mtime < newest]
 
 
 class SourceOnly(MetaPathFinder):
