@@ -155,3 +155,22 @@ def test_parse_frame_answers_every_object_with_a_frame_or_frame_error(
         p.parse_frame(obj, role)
     except FrameError:
         pass
+
+
+@given(st.one_of(
+    st.text(alphabet="Az09_-", max_size=70),
+    st.text(alphabet="Az09_-\n é\x00", max_size=70),
+    st.text(max_size=70),
+))
+def test_room_ids_are_checked_as_the_pattern_says(room: str) -> None:
+    """The room id check (string methods, for speed) accepts exactly what the
+    pattern matches whole: 1 to 64 ASCII letters, digits, "_" and "-", and not a
+    trailing newline (which the pattern with "$" let through before)."""
+    assert p._is_room_id(room) == (p._ROOM.fullmatch(room) is not None)
+
+
+def test_a_room_id_with_a_trailing_newline_is_refused() -> None:
+    assert code_of({"type": "typing", "room": "r1\n"}) == "bad_request"
+    assert code_of({"type": "typing", "room": "é"}) == "bad_request"
+    assert code_of({"type": "typing", "room": "x" * 65}) == "bad_request"
+    assert p.parse_frame({"type": "typing", "room": "x" * 64}, "seeker").room == "x" * 64
