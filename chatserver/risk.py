@@ -460,12 +460,12 @@ class _Index:
         if self.quiet.issuperset(tokens) and self.pairs.isdisjoint(
                 zip(tokens, following)):  # noqa: B905
             return []
-        gate = self.gates.get
+        gates = self.gates  # gates.get(...), not a bound gates.get: compiled, a call in C
         seen = self.seen
         found = []
         pos = 0  # where token starts in the text
         for token, after in zip(tokens, following):  # noqa: B905
-            follows = gate(token)
+            follows = gates.get(token)
             if follows is None:  # not met yet (or forgotten)
                 self.candidates(token)
                 follows = self.gates[token]
