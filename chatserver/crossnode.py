@@ -322,6 +322,14 @@ class CrossNode:
 
     def on_event(self, event: Event) -> None:
         kind = event.get("k")
+        # The two kinds of a message, called by name first: compiled, a call in C,
+        # where the lookup below builds a name and a bound method for every event.
+        if kind == "out":
+            self._on_out(event)
+            return
+        if kind == "act":
+            self._on_act(event)
+            return
         handler = getattr(self, f"_on_{kind}", None)
         if handler is not None:
             handler(event)
