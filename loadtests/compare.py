@@ -13,7 +13,7 @@ measures them in turn, ``--repeat`` times, then prints each one's median CPU
 per delivered message, its ratio to the floor, and every window's p99.
 With ``--cross`` each tree runs as bench.py's cross-node scenario: two nodes
 and a redis-server of its own, seekers on one node and listeners on the other,
-CPU summed over the three (the floor stays one process).
+CPU summed over the three (the floor stays one process), then each one's part.
 Bounded in count and time; 127.0.0.1 only.
 """
 
@@ -102,6 +102,10 @@ def main() -> int:
         ratio = cpu / floor if floor else float("nan")  # a window too short to see CPU
         print(f"{name:30s} {cpu:7.1f} us/msg  {ratio:5.2f}x floor  "
               f"windows {windows}  p99 ms {[r['p99_ms'] for r in runs]}")
+        if args.cross and name != "floor":  # the medians of each process's part
+            parts = zip(*(r["cpu_us_per_msg_each"] for r in runs), strict=True)
+            print(f"{'':30s} node a, node b, redis: "
+                  f"{[round(statistics.median(p), 1) for p in parts]} us/msg")
     return 0
 
 

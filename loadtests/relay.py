@@ -269,7 +269,7 @@ async def measure(pids: list[int], senders: list[Sender], recorder: Recorder, ra
                   seconds: float, drain_s: float, members: int = 2) -> dict[str, Any]:
     """One open-loop window: send at ``rate`` for ``seconds``, wait for the deliveries."""
     recorder.reset()
-    cpu0 = sum(cpu_seconds(p) for p in pids)
+    each0 = [cpu_seconds(p) for p in pids]
     me0 = cpu_seconds()
     t0 = time.perf_counter()
     sent = await paced(senders, rate, seconds)
@@ -278,7 +278,8 @@ async def measure(pids: list[int], senders: list[Sender], recorder: Recorder, ra
     while len(recorder.lat_ns) < expected and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
     wall = time.perf_counter() - t0
-    cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+    each = [cpu_seconds(p) - c for p, c in zip(pids, each0, strict=True)]
+    cpu = sum(each)
     me = cpu_seconds() - me0
     lat = recorder.lat_ns
     recorder.stop()
@@ -289,5 +290,8 @@ async def measure(pids: list[int], senders: list[Sender], recorder: Recorder, ra
         "delivered_per_s": round(delivered / seconds),
         "p50_ms": ms(percentile(lat, 0.50)), "p99_ms": ms(percentile(lat, 0.99)),
         "cpu_us_per_msg": round(cpu * 1e6 / delivered, 2) if delivered else None,
+        # Each process's part, in the order of ``pids`` (two nodes and Redis, cross-node).
+        "cpu_us_per_msg_each": [round(c * 1e6 / delivered, 2) if delivered else None
+                                for c in each],
         "server_cpu_pct": round(100 * cpu / wall, 1), "client_cpu_pct": round(100 * me / wall, 1),
     }
