@@ -69,6 +69,12 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in runs if r[key] is not None]
         if values:
             out[key] = round(statistics.median(values), 4)
+    # Each process's part (measure()), the median of each across the runs.
+    each = [r["cpu_us_per_msg_each"] for r in runs
+            if r.get("cpu_us_per_msg_each") and None not in r["cpu_us_per_msg_each"]]
+    if each:
+        out["cpu_us_per_msg_each"] = [round(statistics.median(p), 2)
+                                      for p in zip(*each, strict=True)]
     out["runs"] = [{k: r[k] for k in ("cpu_us_per_msg", "p99_ms", "delivered_per_s")}
                    for r in runs]
     return out
