@@ -2,7 +2,7 @@
 
 The modules in :data:`NATIVE` are also compiled to C with mypyc (``setup.py``;
 ``make`` does it before ``run``, ``test``, ``bench`` and ``loadtest``): the same
-source, run without the interpreter's dispatch, for 7-10 % less CPU a
+source, run without the interpreter's dispatch, for about 11 % less CPU a
 delivered message (docs/performance.md). Python imports a compiled module
 before its source when both are present, so a compiled module older than its
 source would run code that is no longer there. If any is older than a source
