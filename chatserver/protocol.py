@@ -43,7 +43,7 @@ TOPIC_MAX = 40
 TOPICS_MAX = 20
 CAPACITY_RANGE = range(1, 6)
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
-_ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a room id is: _is_room_id, fullmatch
+_ROOM = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a room id, whole (fullmatch); checked by _is_room_id
 
 
 class CloseCode(IntEnum):
