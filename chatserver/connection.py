@@ -143,7 +143,8 @@ class Connection:
         binary = self.msgpack_binary
         item = out.encoded(True) if binary else out.json()
         if self._wakeup is not None and not self._outbox:  # the writer is idle
-            # _message and _step written out: this runs for every frame delivered.
+            # _message written out, and _step's one step taken with next() (below):
+            # this runs for every frame delivered.
             coro = self._send({"type": "websocket.send", "bytes" if binary else "text": item})
             try:
                 # One step, as coro.send(None), but a send that finishes (returns

@@ -305,14 +305,11 @@ class Node:
         and ``typing``. Tested with isinstance rather than looked up in a table of
         handlers: compiled, the two calls below are calls in C, and one through a
         bound method from a table went through the interpreter's protocol."""
-        if isinstance(frame, protocol.Message):
-            room = frame.room
-        elif isinstance(frame, protocol.Typing):
-            room = frame.room
-        else:
+        if not isinstance(frame, (protocol.Message, protocol.Typing)):
             return False
         # Both kinds name a room; one of this node's needs no look at the others.
-        if seat.node is None and room not in self.rooms and self.cross.forward(seat, frame):
+        if (seat.node is None and frame.room not in self.rooms
+                and self.cross.forward(seat, frame)):
             return True  # the room lives on another node
         if isinstance(frame, protocol.Message):
             self.talk.message(seat, frame)
