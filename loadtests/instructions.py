@@ -4,6 +4,7 @@ source trees against the floor, a measure that the host's noise does not move.
     git worktree add /tmp/before HEAD~3
     python loadtests/instructions.py /tmp/before .       # before and after
     python loadtests/instructions.py --rooms 200 --rate 100 --keep build/callgrind .
+    python loadtests/instructions.py --cross --keep build/callgrind .   # two nodes + Redis
 
 CPU time on this shared two-core machine moves by +-10 % between runs of the
 same code (docs/performance.md, "Noise"), and the machine has no hardware
@@ -27,6 +28,15 @@ multiple of 20 s, or the ping rounds a window happens to hold move it by
 several percent); ``net`` takes it off. Repeats of the same code agree
 within 0.4 %. Use it to compare versions of Hearth with each
 other and with the floor; the targets stay in CPU time (``bench.py``).
+
+With ``--cross`` each tree runs as bench.py's cross-node scenario (compare.py's
+``CrossNodes``): seekers on node a, listeners (the rooms' homes) on node b, both
+under callgrind, and a redis-server of their own, natively (Redis is not Hearth's
+code; compare.py --cross gives its CPU). A window's count is the two nodes'
+together; each node's is printed too, and ``--keep`` keeps both dumps
+(``N.a.windowK``, ``N.b.windowK``). At this paced rate almost every cross-node
+event is flushed alone, where at 1,000 rooms natively a flush carries a dozen:
+the flush's own instructions weigh more here than in ``bench.py``.
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from procs import Pinned, pin_self, raise_nofile
+from compare import CrossNodes, open_rooms
+from procs import Pinned, PinnedRedis, pin_self, raise_nofile
 from relay import Recorder, Rooms, interleaved, paced, tree_arguments
 
 VALGRIND = ("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
@@ -83,16 +94,37 @@ class Counted(Pinned):
         raise TimeoutError("callgrind wrote no dump")
 
 
-async def count_one(server: Counted, rooms: Rooms, recorder: Recorder, rate: float,
-                    seconds: float, keep_as: str) -> dict[str, Any]:
-    """Warm-up, then an idle window and a paced window, counted."""
-    server.control("--instr=on")
+class CountedNodes(CrossNodes):
+    """Two nodes under callgrind and a redis-server, as compare.py's ``CrossNodes``."""
+
+    def __init__(self, tree: Path, out_dir: Path, keep: Path | None) -> None:
+        self.redis = PinnedRedis()
+        self.nodes = []
+        for n in "ab":
+            (out_dir / n).mkdir()
+            self.nodes.append(Counted("--rate", "1000/1", "--redis", self.redis.url,
+                                      "--node-id", f"cg-{n}", root=tree,
+                                      out_dir=out_dir / n, keep=keep))
+
+    @property
+    def counted(self) -> list[Counted]:
+        return [node for node in self.nodes if isinstance(node, Counted)]
+
+
+async def count_one(servers: list[Counted], rooms: Rooms, recorder: Recorder, rate: float,
+                    seconds: float, keep_as: list[str]) -> dict[str, Any]:
+    """Warm-up, then an idle window and a paced window, counted: ``servers`` are the
+    processes of one server (one, or two nodes), their counts summed; each one's
+    paced dump is kept as the matching name of ``keep_as``."""
+    for server in servers:
+        server.control("--instr=on")
     try:
         await paced(rooms.senders, rate, seconds / 2)  # the warm-up: valgrind's and Python's
         await asyncio.sleep(3)  # late deliveries of the warm-up land before the zero
-        server.control("--zero")
+        for server in servers:
+            server.control("--zero")
         await asyncio.sleep(seconds)
-        idle = server.dumped()
+        idle = [server.dumped() for server in servers]
         recorder.reset()
         t0 = time.perf_counter()
         sent = await paced(rooms.senders, rate, seconds)
@@ -100,42 +132,55 @@ async def count_one(server: Counted, rooms: Rooms, recorder: Recorder, rate: flo
         while len(recorder.lat_ns) < 2 * sent and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
         wall = time.perf_counter() - t0
-        busy = server.dumped(keep_as)
+        busy = [server.dumped(name) for server, name in zip(servers, keep_as, strict=True)]
         delivered = len(recorder.lat_ns)
         recorder.stop()
     finally:
-        server.control("--instr=off")
-    idle_per_s = idle / seconds
+        for server in servers:
+            server.control("--instr=off")
+
+    def per_msg(count: float) -> int | None:
+        return round(count / delivered) if delivered else None
+
+    nets = [b - i / seconds * wall for b, i in zip(busy, idle, strict=True)]
     return {
         "sent": sent, "delivered": delivered,
-        "ir_per_msg": round(busy / delivered) if delivered else None,
-        "idle_ir_per_s": round(idle_per_s),
-        "net_ir_per_msg": round((busy - idle_per_s * wall) / delivered) if delivered else None,
+        "ir_per_msg": per_msg(sum(busy)),
+        "idle_ir_per_s": round(sum(idle) / seconds),
+        "net_ir_per_msg": per_msg(sum(nets)),
+        "net_ir_per_msg_each": [per_msg(n) for n in nets],
     }
 
 
 async def run(trees: list[Path], n_rooms: int, rate: float, seconds: float, repeat: int,
-              keep: Path | None) -> dict[str, list[dict[str, Any]]]:
+              keep: Path | None, cross: bool = False) -> dict[str, list[dict[str, Any]]]:
     raise_nofile(65536)
     pin_self()
     work = Path(tempfile.mkdtemp(prefix="hearth-callgrind-"))
     names = [f"{i}:{t}" for i, t in enumerate(trees)] + ["floor"]  # a tree may come twice
-    servers: list[Counted] = []
+    servers: list[Counted | CountedNodes] = []
     for i, tree in enumerate(trees):
         (work / str(i)).mkdir()
-        servers.append(Counted("--rate", "1000/1", root=tree, out_dir=work / str(i), keep=keep))
+        if cross:
+            servers.append(CountedNodes(tree, work / str(i), keep))
+        else:
+            servers.append(Counted("--rate", "1000/1", root=tree, out_dir=work / str(i),
+                                   keep=keep))
     (work / "floor").mkdir()
     servers.append(Counted(floor=True, out_dir=work / "floor", keep=keep))
 
-    async def window(k: int, i: int, server: Pinned, rooms: Rooms,
+    async def window(k: int, i: int, server: Counted | CountedNodes, rooms: Rooms,
                      recorder: Recorder) -> dict[str, Any]:
-        assert isinstance(server, Counted)
+        if isinstance(server, CountedNodes):
+            return await count_one(server.counted, rooms, recorder, rate, seconds,
+                                   [f"{i}.{n}.window{k}.callgrind" for n in "ab"])
         tag = "floor" if server.floor else str(i)
-        return await count_one(server, rooms, recorder, rate, seconds,
-                               f"{tag}.window{k}.callgrind")
+        return await count_one([server], rooms, recorder, rate, seconds,
+                               [f"{tag}.window{k}.callgrind"])
 
     try:
-        results = await interleaved(servers, n_rooms, repeat, window, stop_s=60)
+        results = await interleaved(servers, n_rooms, repeat, window, stop_s=60,
+                                    open_rooms=open_rooms)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dict(zip(names, results, strict=True))
@@ -146,6 +191,8 @@ def main() -> int:
     p = tree_arguments(__doc__.split("\n\n")[0], rooms=100, rate=40, seconds=20.0, repeat=1)
     p.add_argument("--keep", type=Path, help="keep each paced window's dump here "
                    "(callgrind_annotate --inclusive=yes FILE: where the instructions go)")
+    p.add_argument("--cross", action="store_true", help="each tree as two nodes and a "
+                   "Redis (bench.py's cross-node scenario); the nodes' counts summed")
     args = p.parse_args()
     if args.keep is not None:
         args.keep = args.keep.resolve()
@@ -154,7 +201,7 @@ def main() -> int:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     results = asyncio.run(run([t.resolve() for t in args.trees], args.rooms, args.rate,
-                              args.seconds, args.repeat, args.keep))
+                              args.seconds, args.repeat, args.keep, args.cross))
     floor = results["floor"]
     floor_net = min(r["net_ir_per_msg"] for r in floor)
     print("user-space instructions per delivered message (callgrind); "
@@ -165,6 +212,9 @@ def main() -> int:
               f"windows {[r['ir_per_msg'] for r in runs]}  net {net}  "
               f"idle/s {[r['idle_ir_per_s'] for r in runs]}  "
               f"delivered {[r['delivered'] for r in runs]}")
+        if args.cross and name != "floor":
+            print(f"{'':30s} node a, node b: "
+                  f"{[r['net_ir_per_msg_each'] for r in runs]}")
     return 0
 
 
