@@ -79,11 +79,12 @@ class Relay(abc.ABC):
 
     @abc.abstractmethod
     def post(self, node: str, event: Event) -> None:
-        """Queue ``event`` for ``node``'s inbox; in order per node; never awaits."""
+        """Queue ``event`` for ``node``'s inbox; in order per node; never awaits.
+        The relay keeps the dict and may add to it: post a new one each time."""
 
     @abc.abstractmethod
     def broadcast(self, event: Event) -> None:
-        """Queue ``event`` for every other node."""
+        """Queue ``event`` for every other node (a new dict, as for :meth:`post`)."""
 
     @property
     @abc.abstractmethod

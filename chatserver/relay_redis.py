@@ -23,11 +23,12 @@ order, a burst costs one round trip, and a busy node pays one Redis command per 
 instead of one per event. Flushes are at least ``FLUSH_GAP_S`` apart: an event
 after a quiet spell goes out at once, one during a burst waits at most that
 long. A flush costs CPU whatever it carries, so the gap bounds that cost under
-any load, for at most 10 ms more per hop (docs/performance.md): the relay alone
-takes 89-104 us a flush sending and 59-70 receiving (``loadtests/relay_flush.py``
-on 2026-12-05; 164 and 87 when the publish went through a pipeline from the pool
-and the reads through redis-py's ``PubSub``; see ``_publish`` and
-``matching.redis.subscribe_forever``). Readers take either form.
+any load, for at most 10 ms more per hop (docs/performance.md). Both ends speak
+to Redis through :class:`matching.resp.Link` rather than redis-py's connection
+(``_publish``, ``matching.redis.subscribe_forever``): with 3,000 events a second
+in ~100 flushes, ``loadtests/relay_flush.py`` on 2026-12-06 put the sender at
+50-56 ms of CPU a second instead of 70-72, and the receiver at 17-20 instead
+of 29-30. Readers take either form.
 
 Pub/sub forgets what nobody hears, so an inbox event is not given up when its
 node's subscriber is away (PUBLISH answers that it reached no one: the node is
@@ -50,14 +51,9 @@ from typing import Any
 import msgpack
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
 
-from matching.redis import (
-    NODE_TTL_S,
-    ONE_RETRY_ON_RECONNECT,
-    own_connection,
-    subscribe_forever,
-)
+from matching import resp
+from matching.redis import NODE_TTL_S, ONE_RETRY_ON_RECONNECT, subscribe_forever
 from matching.tasks import stop_task
 
 from .relay import Event, OnEvent, Relay, RelayError, SeatSave
@@ -79,11 +75,13 @@ _NUMBERED_MAX = 1024
 
 
 _ARRAY = msgpack.Packer()
+# One packer for every payload: packb makes one a call (~1 us of the ~3 a pair of events).
+_PACKER = msgpack.Packer(use_bin_type=True)
 
 
 def _pack(events: list[Event]) -> bytes:
     """One channel's events as one payload: a lone event as a map, else an array."""
-    payload: bytes = msgpack.packb(events[0] if len(events) == 1 else events, use_bin_type=True)
+    payload: bytes = _PACKER.pack(events[0] if len(events) == 1 else events)
     return payload
 
 
@@ -116,7 +114,7 @@ class RedisRelay(Relay):
             url, max_connections=10, timeout=3, socket_timeout=2, socket_connect_timeout=2,
             health_check_interval=10, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
-        self._pub: AbstractConnection | None = None  # the writer's own connection (_publish)
+        self._pub: resp.Link | None = None  # the writer's own connection (_publish)
         self._on_event: OnEvent = lambda event: None
         self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
         # channel -> (since, count, payload): held inboxes, packed once, not per retry
@@ -141,7 +139,7 @@ class RedisRelay(Relay):
         for task in self._tasks:
             await stop_task(task)
         if self._pub is not None:
-            await self._pub.disconnect()
+            self._pub.close()
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
 
@@ -171,7 +169,10 @@ class RedisRelay(Relay):
             number = 0
         number += 1
         self._numbered[channel] = number
-        event = {**event, "from": self.node_id, "b": self._boot, "n": number}
+        # Added to the caller's dict, which the relay keeps (Relay.post): no copy an event.
+        event["from"] = self.node_id
+        event["b"] = self._boot
+        event["n"] = number
         events = self._pending.get(channel)
         if events is None:
             self._pending[channel] = [event]
@@ -256,26 +257,33 @@ class RedisRelay(Relay):
     async def _publish(self, batch: list[tuple[str, bytes]]) -> list[int]:
         """Publish each channel's events; how many subscribers heard each.
 
-        On the writer's own connection (``own_connection``: no socket timeout, so
-        no task a write), written and read directly rather than through a
-        pipeline from the pool: 89-104 us of CPU a flush instead of 164
-        (``loadtests/relay_flush.py``). One ``asyncio.timeout`` bounds the whole
-        flush instead. Any failure drops the connection, so a reply is
-        never read as another flush's; the next flush connects again."""
-        conn = self._pub
-        if conn is None:
-            conn = self._pub = own_connection(self._redis)
-        try:
+        On the writer's own :class:`~matching.resp.Link`: the commands are written
+        to the socket at once and the replies come back to one future, with none
+        of redis-py's machinery on the way (docs/performance.md). A flush not
+        answered within ``PUBLISH_TIMEOUT_S`` closes the link (a timer, not an
+        ``asyncio.timeout``, which cost a flush more than the rest of it), and
+        any failure drops it, so a reply is never read as another flush's; the
+        next flush connects again."""
+        link = self._pub
+        if link is None or link.lost is not None:
+            self._pub = None
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await conn.send_packed_command(
-                    conn.pack_commands([("PUBLISH", c, data) for c, data in batch]),
-                    check_health=False)
-                heard = [await conn.read_response() for _ in batch]
+                link = self._pub = await resp.connect(self._redis)
+        timer = asyncio.get_running_loop().call_later(PUBLISH_TIMEOUT_S, link.close)
+        try:
+            heard = await link.request(b"".join([resp.pack_command(("PUBLISH", c, data))
+                                                 for c, data in batch]), len(batch))
         except BaseException:
-            await conn.disconnect(nowait=True)
+            link.close()
+            self._pub = None
             raise
+        finally:
+            timer.cancel()
         self._healthy = True
-        return [int(n) for n in heard]
+        for n in heard:
+            if not isinstance(n, int):  # an error reply
+                raise rexc.ResponseError(str(n))
+        return heard
 
     async def _reader(self) -> None:
         """Deliver inbox and broadcast events; reconnect with backoff forever."""

@@ -79,10 +79,10 @@ from typing import Any
 import orjson
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from . import resp
 from .base import (
     HELD_FOREVER,
     Listener,
@@ -444,17 +444,6 @@ class RedisMatcher(Matcher):
         await subscribe_forever(self._redis, (CHANNEL,), heard, self._on_change, "queue")
 
 
-def own_connection(redis: Redis) -> AbstractConnection:
-    """A connection outside ``redis``'s pool, with the pool's settings but no socket
-    timeout, for one task that reads and writes it directly and bounds its waits
-    itself: on Python 3.11 redis-py wraps every write of a connection that has a
-    socket timeout in ``asyncio.wait_for``, which makes a task (docs/performance.md)."""
-    pool = redis.connection_pool
-    conn: AbstractConnection = pool.connection_class(
-        **{**pool.connection_kwargs, "socket_timeout": None})
-    return conn
-
-
 async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
                             on_message: Callable[[Any, Any], None],
                             on_connected: Callable[[], None], what: str,
@@ -463,15 +452,13 @@ async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
     channel and data, and resubscribing with backoff (0.1 s to 2 s) after any loss: ``CLIENT
     KILL TYPE pubsub``, a Redis restart, a network cut.
 
-    On a connection of its own (:func:`own_connection`), read directly: redis-py's
-    ``PubSub.get_message(timeout=...)`` adds a timeout to every read, a retry
-    wrapper and a dict a message. A cross-node flush cost its
-    receiver 87 us of CPU through it, 59-70 this way (``loadtests/relay_flush.py``,
-    docs/performance.md). The reads have no timeout; instead a watchdog ticks
+    On a :class:`~matching.resp.Link` of its own, which calls ``on_message`` as
+    the bytes arrive, with no task resumed for a message (redis-py's reads cost
+    a cross-node flush's receiver more; docs/performance.md). A watchdog ticks
     every ``ping_s``: a connection that heard nothing over a whole tick is sent a
     PING, and one that hears nothing, not even the answer, by the tick after is
-    dropped. A cut that sent no reset is noticed within 3 x ping_s (the PubSub
-    reads did not notice one); a busy connection is never pinged."""
+    dropped. A cut that sent no reset is noticed within 3 x ping_s; a busy
+    connection is never pinged."""
     backoff = 0.1
 
     def connected() -> None:
@@ -480,64 +467,51 @@ async def subscribe_forever(redis: Redis, channels: tuple[str, ...],
         on_connected()
 
     while True:
-        conn = own_connection(redis)
         try:
-            await _subscribed(conn, channels, on_message, connected, ping_s)
+            await _subscribed(redis, channels, on_message, connected, ping_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.debug("%s subscriber lost redis: %s", what, type(exc).__name__)
-        finally:
-            with contextlib.suppress(Exception):
-                await conn.disconnect(nowait=True)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 2.0)
 
 
-async def _subscribed(conn: Any, channels: tuple[str, ...],
+async def _subscribed(redis: Redis, channels: tuple[str, ...],
                       on_message: Callable[[Any, Any], None],
                       on_connected: Callable[[], None], ping_s: float) -> None:
-    """Subscribe ``conn`` and read it until it fails or, by its watchdog, is lost."""
+    """Subscribe a new link and read it until it fails or, by its watchdog, is lost."""
     loop = asyncio.get_running_loop()
     watchdog: asyncio.TimerHandle | None = None
-    ping: asyncio.Future[None] | None = None  # held: the loop keeps only a weak reference
+    link: resp.Link | None = None
     try:
-        async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S) as deadline:
-            await conn.connect()
-            await conn.send_command("SUBSCRIBE", *channels, check_health=False)
-            for _ in channels:
-                await conn.read_response(push_request=True)
-            deadline.reschedule(None)
-            on_connected()
-            quiet = 0  # watchdog ticks since the last reply
+        async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+            link = await resp.connect(redis, on_message)
+            replies = await link.request(resp.pack_command(("SUBSCRIBE", *channels)),
+                                         len(channels))
+            if not all(isinstance(reply, list) for reply in replies):  # an error: not subscribed
+                raise rexc.ConnectionError("subscribe refused")
+        on_connected()
+        quiet, heard = 0, link.heard  # watchdog ticks with nothing heard
 
-            def tick() -> None:
-                nonlocal quiet, watchdog, ping
-                quiet += 1
-                if quiet == 3:
-                    deadline.reschedule(loop.time())  # lost: the read below ends
-                    return
-                if quiet == 2:
-                    ping = asyncio.ensure_future(_ping(conn))
-                watchdog = loop.call_later(ping_s, tick)
-
+        def tick() -> None:
+            nonlocal quiet, heard, watchdog
+            assert link is not None
+            if link.heard != heard:
+                quiet, heard = 0, link.heard
+            quiet += 1
+            if quiet == 3:
+                link.close()  # lost: the wait below ends
+                return
+            if quiet == 2 and link.lost is None:
+                link.request(resp.pack_command(("PING",)), 0)  # its answer counts as heard
             watchdog = loop.call_later(ping_s, tick)
-            while True:
-                reply = await conn.read_response(push_request=True)
-                quiet = 0
-                if reply[0] in _MESSAGE:
-                    on_message(reply[1], reply[2])
+
+        watchdog = loop.call_later(ping_s, tick)
+        await link.closed
+        raise rexc.ConnectionError("subscription lost")
     finally:
         if watchdog is not None:
             watchdog.cancel()
-        if ping is not None:
-            ping.cancel()
-
-
-_MESSAGE = (b"message", "message")  # a reply's kind, undecoded or decoded
-
-
-async def _ping(conn: Any) -> None:
-    """PING a subscribed connection; its answer (or its failure) is the reader's."""
-    with contextlib.suppress(Exception):
-        await conn.send_command("PING", check_health=False)
+        if link is not None:
+            link.close()

@@ -113,9 +113,11 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """A throwaway redis-server on a free loopback port, no persistence."""
+    """A throwaway redis-server on a free loopback port, no persistence; ``extra``
+    arguments are passed on (a password, a unix socket)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra: str) -> None:
+        self.extra = extra
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="hearth-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -127,7 +129,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no"],
+             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._ping, 10, "redis-server")
         return self
@@ -135,7 +137,7 @@ class RedisServer:
     def _ping(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -1,0 +1,153 @@
+"""A Redis connection spoken to directly, for the two hot paths that need no more
+than RESP: publishing (``PUBLISH``) and reading a subscription.
+
+redis-py's asyncio connection reads through a ``StreamReader`` and a chain of
+coroutines (the subscriber's read, the parser's read, the stream's wait), so
+each message it hears resumes a task through four or five frames, and each
+command it sends goes through its checks, ``writelines`` and ``drain``. Here
+the connection is an ``asyncio.Protocol``: bytes are written to the transport
+as they are, and what Redis sends is fed to hiredis's C reader in
+``data_received``, which hands each published message to a callback right
+there and each reply to the future of the command that waits for it, in order.
+Nothing else is spoken here: the matcher's scripts, the seat directory and
+everything else stay on redis-py.
+
+:func:`connect` takes the address and the credentials from a redis-py client's
+pool (``redis://``, ``rediss://`` and ``unix://`` URLs, a password and a user
+name), so that both speak to the same server the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from typing import Any, cast
+
+import hiredis
+from redis.asyncio import Redis
+from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+pack_command: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
+
+
+class Link(asyncio.Protocol):
+    """One connection to Redis. ``on_message(channel, data)`` is called for each
+    message of a subscription, in ``data_received``; every other reply goes to
+    the oldest request still waiting for one (:meth:`request`)."""
+
+    def __init__(self, on_message: Callable[[Any, Any], None] | None = None,
+                 encoding: str | None = None) -> None:
+        self._on_message = on_message
+        # Replies as bytes, or as str with ``encoding`` (a client with decode_responses).
+        self._reader = hiredis.Reader(encoding=encoding) if encoding else hiredis.Reader()
+        self._message: bytes | str = "message" if encoding else b"message"
+        self._loop = asyncio.get_running_loop()
+        # Requests waiting for their replies, in the order sent: (future, how many, so far).
+        self._waiting: collections.deque[tuple[asyncio.Future[list[Any]], int, list[Any]]] = (
+            collections.deque())
+        self._transport: asyncio.Transport | None = None
+        self.heard = 0  # replies and messages read, ever (a subscriber's watchdog looks)
+        self.lost: BaseException | None = None  # why the connection ended, once it did
+        self.closed: asyncio.Future[None] = self._loop.create_future()  # done once it did
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio's, only alike
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        reader = self._reader
+        reader.feed(data)
+        while True:
+            try:
+                reply = reader.gets()
+            except hiredis.ProtocolError as exc:  # not RESP: nothing after it can be read
+                self._fail(RedisConnectionError(f"protocol error: {exc}"))
+                return
+            if reply is False:
+                return
+            self.heard += 1
+            if (self._on_message is not None and type(reply) is list and len(reply) == 3
+                    and reply[0] == self._message):
+                self._on_message(reply[1], reply[2])
+            elif self._waiting:
+                waiter, count, replies = self._waiting[0]
+                replies.append(reply)
+                if len(replies) == count:
+                    self._waiting.popleft()
+                    if not waiter.done():
+                        waiter.set_result(replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RedisConnectionError("connection lost") if exc is None else exc)
+
+    # -- use -------------------------------------------------------------------------
+
+    def request(self, data: bytes, replies: int) -> asyncio.Future[list[Any]]:
+        """Write ``data`` (packed commands) as it is; a future of the ``replies``
+        it is answered with, in order, once all have come (an error reply as a
+        ``hiredis.ReplyError``, returned, not raised). With ``replies`` 0 nothing
+        waits: what comes back (a subscriber's PONG) is counted and dropped."""
+        if self.lost is not None or self._transport is None:
+            raise RedisConnectionError("not connected")
+        future: asyncio.Future[list[Any]] = self._loop.create_future()
+        if replies:
+            self._waiting.append((future, replies, []))
+        else:
+            future.set_result([])
+        self._transport.write(data)
+        return future
+
+    async def command(self, *args: Any) -> Any:
+        """Send one command and wait for its reply; an error reply is raised."""
+        reply = (await self.request(pack_command(args), 1))[0]
+        if isinstance(reply, hiredis.ReplyError):
+            raise ResponseError(str(reply))
+        return reply
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()  # no goodbye owed: nothing is left to read or write
+        self._fail(RedisConnectionError("closed"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.lost is None:
+            self.lost = exc
+        if not self.closed.done():  # (a task cancelled while it awaited it cancelled it)
+            self.closed.set_result(None)
+        while self._waiting:
+            waiter = self._waiting.popleft()[0]
+            if not waiter.done():
+                waiter.set_exception(exc)
+
+
+async def connect(redis: Redis, on_message: Callable[[Any, Any], None] | None = None
+                  ) -> Link:
+    """A :class:`Link` to the server that ``redis``'s pool connects to, authenticated
+    as it is. Raises ``OSError``, ``ConnectionError`` or ``ResponseError`` (bad
+    credentials); the caller bounds the wait."""
+    pool = redis.connection_pool
+    kwargs = pool.connection_kwargs
+    loop = asyncio.get_running_loop()
+    link = Link(on_message, "utf-8" if kwargs.get("decode_responses") else None)
+    if issubclass(pool.connection_class, UnixDomainSocketConnection):
+        await loop.create_unix_connection(lambda: link, kwargs["path"])
+    else:
+        ssl = None
+        if issubclass(pool.connection_class, SSLConnection):
+            ssl = pool.connection_class(**kwargs).ssl_context.get()
+        await loop.create_connection(lambda: link, kwargs.get("host", "localhost"),
+                                     kwargs.get("port", 6379), ssl=ssl)
+    try:
+        password, username = kwargs.get("password"), kwargs.get("username")
+        if password is not None:
+            await link.command(*(("AUTH", username, password) if username
+                                 else ("AUTH", password)))
+    except BaseException:
+        link.close()
+        raise
+    return link

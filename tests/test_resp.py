@@ -1,0 +1,114 @@
+"""matching.resp: the direct Redis connection of the relay's publisher and of
+every subscriber, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import hiredis
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from matching import resp
+from tests.support.procs import RedisServer
+from tests.support.wait import eventually
+
+
+async def subscribed(client: aioredis.Redis, *channels: str
+                     ) -> tuple[resp.Link, list[tuple[Any, Any]]]:
+    heard: list[tuple[Any, Any]] = []
+    link = await resp.connect(client, lambda channel, data: heard.append((channel, data)))
+    replies = await link.request(resp.pack_command(("SUBSCRIBE", *channels)), len(channels))
+    assert [r[0] in (b"subscribe", "subscribe") for r in replies] == [True] * len(channels)
+    return link, heard
+
+
+async def test_published_messages_are_heard_in_order_whatever_their_size() -> None:
+    """Three PUBLISHes written at once come back as three counts in one reply list,
+    and the subscriber hears them in order, a 1 MB payload (many reads) whole."""
+    server = RedisServer().start()
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        sub, heard = await subscribed(client, "c1", "c2")
+        pub = await resp.connect(client)
+        big = os.urandom(1 << 20)
+        batch = [("c1", b"one"), ("c2", big), ("nobody", b"x"), ("c1", b"three")]
+        counts = await pub.request(
+            b"".join(resp.pack_command(("PUBLISH", c, d)) for c, d in batch), len(batch))
+        assert counts == [1, 1, 0, 1]
+        await eventually(lambda: len(heard) == 3)
+        assert heard == [(b"c1", b"one"), (b"c2", big), (b"c1", b"three")]
+        pub.close()
+        sub.close()
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_an_error_reply_is_returned_or_raised_and_the_link_stays_usable() -> None:
+    server = RedisServer().start()
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        link = await resp.connect(client)
+        [reply] = await link.request(resp.pack_command(("PUBLISH", "only-a-channel")), 1)
+        assert isinstance(reply, hiredis.ReplyError)
+        with pytest.raises(ResponseError):
+            await link.command("NOSUCHCOMMAND")
+        assert await link.command("PING") == b"PONG"
+        link.close()
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_it_authenticates_over_tcp_and_a_unix_socket_and_decodes_when_asked() -> None:
+    """The address and the password come from the redis-py client's URL; a wrong
+    password is refused; a client with decode_responses hears str, not bytes."""
+    server = RedisServer("--requirepass", "s3cret", "--unixsocket", "SOCK",
+                         "--unixsocketperm", "700").start()
+    sock = os.path.join(server.dir, "SOCK")
+    await eventually(lambda: os.path.exists(sock))
+    clients = [aioredis.Redis.from_url(f"redis://:s3cret@127.0.0.1:{server.port}/0"),
+               aioredis.Redis.from_url(f"unix://{sock}?password=s3cret",
+                                       decode_responses=True)]
+    wrong = aioredis.Redis.from_url(f"redis://:wrong@127.0.0.1:{server.port}/0")
+    try:
+        for client in clients:
+            link = await resp.connect(client)
+            assert await link.command("PING") in (b"PONG", "PONG")
+            link.close()
+        sub, heard = await subscribed(clients[1], "t")
+        await clients[0].publish("t", "hello")
+        await eventually(lambda: heard == [("t", "hello")])
+        sub.close()
+        with pytest.raises(ResponseError):
+            await resp.connect(wrong)
+    finally:
+        for client in (*clients, wrong):
+            await client.aclose()
+        server.stop()
+
+
+async def test_a_lost_connection_fails_what_waits_and_every_later_request() -> None:
+    """Redis stopped while a reply is awaited: the waiter fails with ConnectionError,
+    ``closed`` is done, and the link refuses further requests."""
+    server = RedisServer().start()
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        link = await resp.connect(client)
+        waiting = link.request(resp.pack_command(("BLPOP", "nothing", "0")), 1)
+        await asyncio.sleep(0.1)
+        server.stop()
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(waiting, 5)
+        await asyncio.wait_for(link.closed, 5)
+        assert link.lost is not None
+        with pytest.raises(RedisConnectionError):
+            link.request(resp.pack_command(("PING",)), 1)
+    finally:
+        await client.aclose()
+        server.stop()
