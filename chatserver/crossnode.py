@@ -338,7 +338,7 @@ class CrossNode:
         self.rooms_changed()
 
     def _on_out(self, event: Event) -> None:
-        out = Outgoing.of_json(event["j"])
+        out = Outgoing(None, event["j"])
         kind, room_id, seq = event.get("t"), event.get("r"), event.get("s")
         for seat_id in event["to"]:
             seat = self.node.seats.get(seat_id)
@@ -358,7 +358,8 @@ class CrossNode:
         if not isinstance(room_id, str) or room_id in self.node.rooms:
             return
         if kind == "message" and isinstance(seq, int):
-            seat.remote_seq[room_id] = max(seat.remote_seq.get(room_id, 0), seq)
+            if seq > seat.remote_seq.get(room_id, 0):
+                seat.remote_seq[room_id] = seq
         elif kind in ("matched", "history") and room_id not in seat.remote_rooms:
             seat.rooms.add(room_id)
             seat.remote_rooms[room_id] = (home, out.frame if kind == "matched" else None)
