@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import hiredis
@@ -14,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from matching import resp
-from tests.support.procs import RedisServer
+from tests.support.procs import RedisServer, free_port
 from tests.support.wait import eventually
 
 
@@ -111,4 +113,33 @@ async def test_a_lost_connection_fails_what_waits_and_every_later_request() -> N
             link.request(resp.pack_command(("PING",)), 1)
     finally:
         await client.aclose()
+        server.stop()
+
+
+async def test_it_speaks_tls_to_a_rediss_url(tmp_path: Path) -> None:
+    """A ``rediss://`` URL: the link wraps its socket with the SSL context redis-py
+    builds from that URL, subscribes over TLS and hears what is published."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    tls_port = free_port()
+    server = RedisServer("--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                         "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                         "--tls-auth-clients", "no").start()
+    plain = aioredis.Redis.from_url(server.url)
+    tls = aioredis.Redis.from_url(
+        f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=required&ssl_ca_certs={cert}"
+        "&ssl_check_hostname=false")
+    try:
+        link = await resp.connect(tls)
+        assert await link.command("PING") == b"PONG"
+        link.close()
+        sub, heard = await subscribed(tls, "t")
+        await plain.publish("t", "over tls")
+        await eventually(lambda: heard == [(b"t", b"over tls")])
+        sub.close()
+    finally:
+        await plain.aclose()
+        await tls.aclose()
         server.stop()
