@@ -54,13 +54,14 @@ $(NATIVE): $(STAMP) setup.py $(wildcard chatserver/*.py)
 	touch $@
 
 # redis-server for the tests' own Redis, Chromium for the browser tests, valgrind for
-# loadtests/instructions.py (and its smoke test); gcc and Python's headers for the
-# compiled modules (build-deps).
+# loadtests/instructions.py (and its smoke test), openssl for a TLS Redis's certificate
+# (tests/test_resp.py); gcc and Python's headers for the compiled modules (build-deps).
 system-deps: build-deps
 	@command -v redis-server >/dev/null && command -v valgrind >/dev/null && \
+	  command -v openssl >/dev/null && \
 	  [ -x /usr/bin/chromium ] && [ -x /usr/sbin/nginx ] || { \
 	  $(SUDO) apt-get update -qq && \
-	  $(SUDO) apt-get install -y -qq redis-server chromium nginx valgrind >/dev/null; }
+	  $(SUDO) apt-get install -y -qq redis-server chromium nginx valgrind openssl >/dev/null; }
 
 HEADERS_OK := import os, sys, sysconfig; \
   sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))
