@@ -275,7 +275,7 @@ class Node:
             self.cross.tell_home(seat, "gone", reason=reason)
             seat.rooms.difference_update(seat.remote_rooms)
             seat.remote_rooms.clear()
-            self.spawn(self.cross.forget(seat))
+            self.cross.forget(seat)
         for room_id in list(seat.rooms):
             room = self.rooms.get(room_id)
             if room is None:
