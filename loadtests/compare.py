@@ -42,8 +42,14 @@ class CrossNodes:
 
     def __init__(self, tree: Path) -> None:
         self.redis = PinnedRedis()
-        self.nodes = [Pinned("--rate", "1000/1", "--redis", self.redis.url, "--node-id",
-                             f"cmp-{n}", root=tree) for n in "ab"]
+        self.nodes = [self.node(n, tree) for n in "ab"]
+
+    def node_args(self, name: str) -> tuple[str, ...]:
+        """The command line of node ``name`` (a or b) on this Redis."""
+        return ("--rate", "1000/1", "--redis", self.redis.url, "--node-id", f"cmp-{name}")
+
+    def node(self, name: str, tree: Path) -> Pinned:
+        return Pinned(*self.node_args(name), root=tree)
 
     def start(self) -> CrossNodes:
         self.redis.start()

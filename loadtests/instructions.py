@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from compare import CrossNodes, open_rooms
-from procs import Pinned, PinnedRedis, pin_self, raise_nofile
+from procs import Pinned, pin_self, raise_nofile
 from relay import Recorder, Rooms, interleaved, paced, tree_arguments
 
 VALGRIND = ("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
@@ -98,13 +98,13 @@ class CountedNodes(CrossNodes):
     """Two nodes under callgrind and a redis-server, as compare.py's ``CrossNodes``."""
 
     def __init__(self, tree: Path, out_dir: Path, keep: Path | None) -> None:
-        self.redis = PinnedRedis()
-        self.nodes = []
-        for n in "ab":
-            (out_dir / n).mkdir()
-            self.nodes.append(Counted("--rate", "1000/1", "--redis", self.redis.url,
-                                      "--node-id", f"cg-{n}", root=tree,
-                                      out_dir=out_dir / n, keep=keep))
+        self.out_dir, self.keep = out_dir, keep
+        super().__init__(tree)
+
+    def node(self, name: str, tree: Path) -> Counted:
+        (self.out_dir / name).mkdir()
+        return Counted(*self.node_args(name), root=tree, out_dir=self.out_dir / name,
+                       keep=self.keep)
 
     @property
     def counted(self) -> list[Counted]:
