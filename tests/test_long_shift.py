@@ -183,10 +183,11 @@ async def test_sessions_leave_nothing_behind_on_the_node(
         await batch()
         after = await batch()
         keys_after = await redis_keys(redis_server.url) if args else {}
-        # The last seats' records are deleted a few round trips after their seats end:
-        # on a busy host that can be later than SETTLE_S (1 run in ~12 on 2026-12-06,
-        # the code before and after that night's changes alike). Growth that stays is
-        # still growth: a few seconds, then the count must be back.
+        # The last seats' records are deleted a few round trips after their seats end
+        # (by the seat writer, after the saves queued before: CrossNode.forget): on a
+        # busy host that can be later than SETTLE_S (1 run in ~12 on 2026-12-06).
+        # Growth that stays is still growth: a few seconds, then the count must be
+        # back. (A delete that once raced a save and left two records: 0284358.)
         deadline = time.monotonic() + KEYS_SETTLE_S
         while len(keys_after) > len(keys_before) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
