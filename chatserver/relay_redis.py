@@ -28,7 +28,8 @@ to Redis through :class:`matching.resp.Link` rather than redis-py's connection
 (``_publish``, ``matching.redis.subscribe_forever``): with 3,000 events a second
 in ~100 flushes, ``loadtests/relay_flush.py`` on 2026-12-06 put the sender at
 50-56 ms of CPU a second instead of 70-72, and the receiver at 17-20 instead
-of 29-30. Readers take either form.
+of 29-30. Readers take either form. The seat directory's writes go on a
+:class:`matching.resp.Commands` link of their own, for the same reason.
 
 Pub/sub forgets what nobody hears, so an inbox event is not given up when its
 node's subscriber is away (PUBLISH answers that it reached no one: the node is
@@ -48,6 +49,7 @@ import logging
 import secrets
 from typing import Any
 
+import hiredis
 import msgpack
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -115,6 +117,7 @@ class RedisRelay(Relay):
             health_check_interval=10, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
         self._pub: resp.Link | None = None  # the writer's own connection (_publish)
+        self._seats = resp.Commands(self._redis, PUBLISH_TIMEOUT_S)  # the seat directory's
         self._on_event: OnEvent = lambda event: None
         self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
         # channel -> (since, count, payload): held inboxes, packed once, not per retry
@@ -140,6 +143,7 @@ class RedisRelay(Relay):
             await stop_task(task)
         if self._pub is not None:
             self._pub.close()
+        self._seats.close()
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
 
@@ -347,25 +351,31 @@ class RedisRelay(Relay):
         return {n for n, f in zip(ordered, flags, strict=True) if f}
 
     async def save_seats(self, saves: list[SeatSave]) -> None:
+        """On the directory's own :class:`~matching.resp.Commands` link: packed by
+        hiredis, written at once, one write for all (redis-py's pipeline and packer
+        cost a pairing more than the writes themselves; docs/performance.md)."""
         if not saves:
             return
         ttl = self.seat_ttl_s
+        commands: list[tuple[Any, ...]] = []
+        for save in saves:
+            if save.spent:
+                commands.append(("DEL", f"hearth:resume:{save.spent}"))
+            commands.append(("SET", f"hearth:seat:{save.seat}", self._seat_data(save), "EX", ttl))
+            if save.digest and save.resume:
+                commands.append(("SET", f"hearth:resume:{save.digest}", save.seat, "EX", ttl))
+        await self._directory(commands)
+
+    async def _directory(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run these on the directory's link; RelayError if Redis failed or refused."""
         try:
-            if len(saves) == 1 and not (saves[0].digest and saves[0].resume) \
-                    and not saves[0].spent:  # the common case alone: one command
-                await self._redis.set(f"hearth:seat:{saves[0].seat}", self._seat_data(saves[0]),
-                                      ex=ttl)
-                return
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for save in saves:
-                    if save.spent:
-                        pipe.delete(f"hearth:resume:{save.spent}")
-                    pipe.set(f"hearth:seat:{save.seat}", self._seat_data(save), ex=ttl)
-                    if save.digest and save.resume:
-                        pipe.set(f"hearth:resume:{save.digest}", save.seat, ex=ttl)
-                await pipe.execute()
+            replies = await self._seats.run(commands)
         except _UNREACHABLE as exc:
             raise RelayError("redis unreachable") from exc
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):  # READONLY, OOM: not written
+                raise RelayError(type(resp.error(reply)).__name__)
+        return replies
 
     def _seat_data(self, save: SeatSave) -> bytes:
         return bytes(msgpack.packb({**save.record, "node": self.node_id, "digest": save.digest},
@@ -390,11 +400,11 @@ class RedisRelay(Relay):
         return dict(msgpack.unpackb(data, raw=False)) if data else None
 
     async def forget_seat(self, seat: str) -> None:
-        record = await self.seat_record(seat)
-        keys = [f"hearth:seat:{seat}"]
-        if record and record.get("digest"):
+        """Delete the seat's record and its resume key, on the link the saves take."""
+        key = f"hearth:seat:{seat}"
+        data = (await self._directory([("GET", key)]))[0]
+        record = msgpack.unpackb(data, raw=False) if data else None
+        keys = [key]
+        if isinstance(record, dict) and record.get("digest"):
             keys.append(f"hearth:resume:{record['digest']}")
-        try:
-            await self._redis.delete(*keys)
-        except _UNREACHABLE as exc:
-            raise RelayError("redis unreachable") from exc
+        await self._directory([("DEL", *keys)])

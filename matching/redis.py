@@ -59,8 +59,9 @@ node id) when another live node is there to hear them; a subscriber calls
 this node's own.
 
 Round trips: script calls made in the same turn of the event loop (by different
-tasks), or while the previous pipeline is out, are sent as one pipeline, in call
-order; each script still runs atomically.
+tasks), or while the previous batch is out, are sent in one write, in call
+order, on the matcher's own :class:`~matching.resp.Commands` link; each script
+still runs atomically.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import hiredis
 import orjson
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -112,6 +114,7 @@ TOUCH_EVERY = 10  # beats between refreshes of this node's own tickets and liste
 PING_S = 2.0  # a subscription that heard nothing for this long is PINGed (subscribe_forever)
 SUBSCRIBE_TIMEOUT_S = 5.0  # connecting and subscribing, all together
 FOREVER = 1e300  # how HELD_FOREVER is stored
+COMMAND_TIMEOUT_S = 2.0  # a batch of script calls not answered by then fails (unreachable)
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError,
                 asyncio.TimeoutError)
 
@@ -161,6 +164,7 @@ class RedisMatcher(Matcher):
             health_check_interval=10, decode_responses=True, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
         self._scripts = {name: self._redis.register_script(src) for name, src in SCRIPTS.items()}
+        self._commands = resp.Commands(self._redis, COMMAND_TIMEOUT_S)  # the scripts' link
         self._seed = secrets.token_hex(16)  # room ids: sha1 of this and a counter, in Lua
         self._seeds = itertools.count()
         self._batch: list[_Call] = []  # script calls waiting to be sent
@@ -194,6 +198,7 @@ class RedisMatcher(Matcher):
             await stop_task(task)
         if self._senders:  # let the calls already sent settle
             await asyncio.wait(set(self._senders), timeout=1)
+        self._commands.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._redis.delete(f"hearth:node:{self.node_id}"), 1)
         await self._redis.aclose()
@@ -306,7 +311,7 @@ class RedisMatcher(Matcher):
         """Run one script; announce a change locally; turn its matches into Matches.
 
         Scripts called in the same turn of the event loop (by different tasks), or
-        while the previous pipeline is out, go to Redis as one pipeline, in the order
+        while the previous batch is out, go to Redis in one write, in the order
         they were called; each still runs atomically on its own."""
         call = _Call(name, [self.node_id, repr(now), TTL_S, NODE_TTL_S, *args],
                      asyncio.get_running_loop().create_future())
@@ -342,25 +347,27 @@ class RedisMatcher(Matcher):
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._senders.discard(task)
-        if self._batch:  # calls that waited for a free pipeline
+        if self._batch:  # calls that waited for the batch out
             self._send_batch()
 
     async def _send(self, batch: list[_Call]) -> None:
-        """Send a batch of script calls and settle each call's future."""
+        """Send a batch of script calls in one write and settle each call's future.
+
+        On the matcher's own :class:`~matching.resp.Commands` link rather than
+        redis-py's pipeline: packing by hiredis, one write, the replies read by
+        hiredis in ``data_received`` (docs/performance.md)."""
         try:
-            if len(batch) == 1:
-                replies: list[Any] = [await self._evalsha(batch[0])]
-            else:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for call in batch:
-                        pipe.execute_command(
-                            "EVALSHA", self._scripts[call.name].sha, 0, *call.args)
-                    replies = await pipe.execute(raise_on_error=False)
+            replies = await self._commands.run([self._evalsha(call) for call in batch])
             for call, reply in zip(batch, replies, strict=True):
-                if isinstance(reply, rexc.NoScriptError):
-                    # Redis restarted or flushed its scripts: the call did not run.
-                    await self._redis.script_load(self._scripts[call.name].script)
-                    reply = await self._evalsha(call)
+                if isinstance(reply, hiredis.ReplyError):
+                    reply = resp.error(reply)
+                    if isinstance(reply, rexc.NoScriptError):
+                        # Redis restarted or flushed its scripts: the call did not run.
+                        await self._commands.run(
+                            [("SCRIPT", "LOAD", self._scripts[call.name].script)])
+                        reply = (await self._commands.run([self._evalsha(call)]))[0]
+                        if isinstance(reply, hiredis.ReplyError):
+                            reply = resp.error(reply)
                 call.settle(reply)
         except BaseException as exc:
             for call in batch:
@@ -368,13 +375,8 @@ class RedisMatcher(Matcher):
             if not isinstance(exc, Exception):
                 raise
 
-    async def _evalsha(self, call: _Call) -> Any:
-        """The reply, or the error as a value (as a pipeline gives it)."""
-        try:
-            return await self._redis.evalsha(  # type: ignore[misc,unused-ignore]
-                self._scripts[call.name].sha, 0, *call.args)
-        except Exception as exc:
-            return exc
+    def _evalsha(self, call: _Call) -> tuple[Any, ...]:
+        return ("EVALSHA", self._scripts[call.name].sha, 0, *call.args)
 
     def _room_seed(self) -> str:
         """Unique per call and unguessable: what the script hashes into room ids."""

@@ -1,5 +1,7 @@
-"""A Redis connection spoken to directly, for the two hot paths that need no more
-than RESP: publishing (``PUBLISH``) and reading a subscription.
+"""A Redis connection spoken to directly, for the hot paths that need no more
+than RESP: publishing (``PUBLISH``), reading a subscription, and the plain
+commands a pairing costs (the matcher's scripts, the seat directory's writes:
+:class:`Commands`).
 
 redis-py's asyncio connection reads through a ``StreamReader`` and a chain of
 coroutines (the subscriber's read, the parser's read, the stream's wait), so
@@ -9,8 +11,8 @@ the connection is an ``asyncio.Protocol``: bytes are written to the transport
 as they are, and what Redis sends is fed to hiredis's C reader in
 ``data_received``, which hands each published message to a callback right
 there and each reply to the future of the command that waits for it, in order.
-Nothing else is spoken here: the matcher's scripts, the seat directory and
-everything else stay on redis-py.
+Everything else (loading scripts, reading a seat's record, presence, health
+checks) stays on redis-py.
 
 :func:`connect` takes the address and the credentials from a redis-py client's
 pool (``redis://``, ``rediss://`` and ``unix://`` URLs, a password and a user
@@ -25,10 +27,12 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import hiredis
+from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 pack_command: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
 
@@ -109,10 +113,11 @@ class Link(asyncio.Protocol):
             raise ResponseError(str(reply))
         return reply
 
-    def close(self) -> None:
+    def close(self, why: BaseException | None = None) -> None:
+        """Drop the connection; what waits fails with ``why`` (a ConnectionError)."""
         if self._transport is not None:
             self._transport.abort()  # no goodbye owed: nothing is left to read or write
-        self._fail(RedisConnectionError("closed"))
+        self._fail(why or RedisConnectionError("closed"))
 
     def _fail(self, exc: BaseException) -> None:
         if self.lost is None:
@@ -125,10 +130,77 @@ class Link(asyncio.Protocol):
                 waiter.set_exception(exc)
 
 
+def error(reply: hiredis.ReplyError) -> ResponseError:
+    """An error reply as redis-py raises it (``NoScriptError``, ``ReadOnlyError``,
+    ``BusyLoadingError``, which is a ConnectionError, ...)."""
+    return BaseParser.parse_error(str(reply))  # type: ignore[no-any-return,no-untyped-call]
+
+
+class Commands:
+    """Plain commands on a :class:`Link` of their own, for a hot path that would
+    otherwise go through redis-py's pool, pipeline and packer at every call
+    (py-spy put those at a quarter of a node's time when it pairs on Redis;
+    docs/performance.md).
+
+    :meth:`run` writes its commands at once, in one write; the replies come back
+    in order to one future, an error reply as a ``hiredis.ReplyError`` value (see
+    :func:`error`). Calls made while others are out share the connection and are
+    answered in the order they were written, so two calls from one task land in
+    Redis in that order. The link is made on first use and again after any loss;
+    a call not answered within ``timeout`` closes it, failing every call on it
+    with ``redis.exceptions.TimeoutError``. A call that fails because the
+    connection was lost (a Redis restart) is sent once more on a new one, as
+    redis-py's one retry on a reconnect did; a timeout is not retried."""
+
+    def __init__(self, redis: Redis, timeout: float) -> None:
+        self._redis = redis
+        self._timeout = timeout
+        self._link: Link | None = None
+        self._connecting = asyncio.Lock()
+
+    async def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        data = b"".join([pack_command(c) for c in commands])
+        try:
+            return await self._once(data, len(commands))
+        except RedisTimeoutError:
+            raise
+        except (RedisConnectionError, OSError):
+            return await self._once(data, len(commands))
+
+    async def _once(self, data: bytes, n: int) -> list[Any]:
+        link = self._link
+        if link is None or link.lost is not None:
+            link = await self._connect()
+        timer = asyncio.get_running_loop().call_later(
+            self._timeout, link.close, RedisTimeoutError("no reply in time"))
+        try:
+            return await link.request(data, n)
+        finally:
+            timer.cancel()
+
+    async def _connect(self) -> Link:
+        async with self._connecting:  # one new connection for all who found none
+            link = self._link
+            if link is None or link.lost is not None:
+                self._link = None
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        link = await connect(self._redis)
+                except TimeoutError:
+                    raise RedisTimeoutError("no connection in time") from None
+                self._link = link
+            return link
+
+    def close(self) -> None:
+        if self._link is not None:
+            self._link.close()
+            self._link = None
+
+
 async def connect(redis: Redis, on_message: Callable[[Any, Any], None] | None = None
                   ) -> Link:
     """A :class:`Link` to the server that ``redis``'s pool connects to, authenticated
-    as it is. Raises ``OSError``, ``ConnectionError`` or ``ResponseError`` (bad
+    as it is, on its database. Raises ``OSError``, ``ConnectionError`` or ``ResponseError`` (bad
     credentials); the caller bounds the wait."""
     pool = redis.connection_pool
     kwargs = pool.connection_kwargs
@@ -147,6 +219,8 @@ async def connect(redis: Redis, on_message: Callable[[Any, Any], None] | None = 
         if password is not None:
             await link.command(*(("AUTH", username, password) if username
                                  else ("AUTH", password)))
+        if int(kwargs.get("db") or 0):  # pub/sub ignores it; keys do not
+            await link.command("SELECT", int(kwargs["db"]))
     except BaseException:
         link.close()
         raise

@@ -1,10 +1,12 @@
-"""matching.resp: the direct Redis connection of the relay's publisher and of
-every subscriber, against a real redis-server."""
+"""matching.resp: the direct Redis connection of the relay's publisher, of every
+subscriber, and of the matcher's scripts and the seat directory (``Commands``),
+against a real redis-server."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from matching import resp
 from tests.support.procs import RedisServer, free_port
@@ -142,4 +145,57 @@ async def test_it_speaks_tls_to_a_rediss_url(tmp_path: Path) -> None:
     finally:
         await plain.aclose()
         await tls.aclose()
+        server.stop()
+
+
+async def test_commands_are_answered_in_order_on_their_database_and_survive_a_restart() -> None:
+    """resp.Commands: calls from many tasks share one connection, made once, and are
+    answered in the order written, an error reply as a value; keys land in the URL's
+    database; after a Redis restart the next call connects again and is answered."""
+    server = RedisServer().start()
+    client = aioredis.Redis.from_url(server.url.replace("/0", "/3"))
+    db3 = aioredis.Redis.from_url(server.url.replace("/0", "/3"))
+    commands = resp.Commands(client, 2.0)
+    try:
+        replies = await asyncio.gather(*(
+            commands.run([("SET", f"k{i}", i, "EX", 60), ("INCR", "n"), ("GET", f"k{i}")])
+            for i in range(20)))
+        assert [r[2] for r in replies] == [str(i).encode() for i in range(20)]
+        assert [r[1] for r in replies] == list(range(1, 21))  # the order they were called in
+        info = await db3.info("clients")
+        assert info["connected_clients"] == 2  # the link and db3's own: one link for all
+        assert await db3.get("k7") == b"7" and await db3.ttl("k7") > 0
+        [bad, good] = await commands.run([("NOSUCHCOMMAND",), ("PING",)])
+        assert isinstance(bad, hiredis.ReplyError) and good == b"PONG"
+        assert isinstance(resp.error(bad), ResponseError)
+        server.restart()
+        assert await commands.run([("SET", "after", "1"), ("GET", "after")]) == [b"OK", b"1"]
+    finally:
+        commands.close()
+        await client.aclose()
+        await db3.aclose()
+        server.stop()
+
+
+async def test_commands_on_a_silent_redis_time_out_then_connect_again() -> None:
+    """Redis stopped (SIGSTOP: the socket stays open, nothing answers): a call fails
+    with redis-py's TimeoutError after the timeout, not retried, and the link is
+    dropped; once Redis answers again the next call is served on a new one."""
+    server = RedisServer().start()
+    assert server.proc is not None
+    client = aioredis.Redis.from_url(server.url)
+    commands = resp.Commands(client, 0.3)
+    try:
+        assert await commands.run([("PING",)]) == [b"PONG"]
+        server.proc.send_signal(signal.SIGSTOP)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisTimeoutError):
+            await commands.run([("PING",)])
+        assert 0.25 < asyncio.get_running_loop().time() - started < 1.5
+        server.proc.send_signal(signal.SIGCONT)
+        assert await commands.run([("PING",)]) == [b"PONG"]
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+        commands.close()
+        await client.aclose()
         server.stop()
