@@ -146,6 +146,20 @@ def test_instructions_counts_hearth_and_the_floor_under_callgrind(tmp_path: Path
         "0.window0.callgrind", "floor.window0.callgrind"]
 
 
+def test_match_instructions_counts_pairings_through_a_node_on_redis(tmp_path: Path) -> None:
+    """match_instructions.py runs a node on its own Redis under valgrind, pairs and
+    unpairs seekers, and prints instructions a pairing; the dump is kept as asked."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/match_instructions.py", ".", "--pairs", "8",
+         "--seekers", "2", "--listeners", "1", "--idle", "1", "--keep", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    line = run.stdout.splitlines()[1]
+    assert line.startswith(f"0:{ROOT}  net "), run.stdout
+    assert int(line.split()[2].replace(",", "")) > 0 and " pairs 8 " in line, run.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["0.pairings.callgrind"]
+
+
 def test_core_cost_prints_each_mode_timed_and_counted() -> None:
     """core_cost.py drives the real read loop in-process in each mode, timed, and
     counts a mode's instructions under valgrind; on the Python sources, as its
