@@ -22,9 +22,10 @@ from importlib.machinery import SOURCE_SUFFIXES, FileFinder, ModuleSpec, SourceF
 from pathlib import Path
 from types import ModuleType
 
-# The modules a delivered message or a cross-node event runs through.
+# The modules a delivered message, a cross-node event or a pairing runs through.
 NATIVE = ("protocol", "connection", "endpoint", "talk", "rooms", "seats", "contact", "risk",
-          "metrics", "node", "relay", "relay_redis", "crossnode", "coalesce", "moderation")
+          "metrics", "node", "relay", "relay_redis", "crossnode", "coalesce", "moderation",
+          "home", "pairing")
 
 HERE = Path(__file__).resolve().parent
 
