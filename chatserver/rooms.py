@@ -26,20 +26,27 @@ from .risk import Level, higher
 Mode = Literal["member", "joined", "watching"]
 
 
-@dataclass(slots=True)
+# Member and Room write their __init__ out (init=False): compiled, the generated one
+# stays interpreted, ~2,400 and ~10,400 instructions each, a pairing's (callgrind,
+# match_instructions.py).
+@dataclass(slots=True, init=False)
 class Member:
     seat: str
     role: str
     alias: str
     mode: Mode
     # One object for every frame this member appears in; never mutated.
-    who: dict[str, str] = field(init=False, repr=False, compare=False)
+    who: dict[str, str] = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        self.who = {"role": self.role, "alias": self.alias}
+    def __init__(self, seat: str, role: str, alias: str, mode: Mode) -> None:
+        self.seat = seat
+        self.role = role
+        self.alias = alias
+        self.mode = mode
+        self.who = {"role": role, "alias": alias}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Room:
     id: str
     topic: str | None
@@ -48,21 +55,35 @@ class Room:
     risk: Level
     opened_at: float  # wall seconds
     last_active: float  # monotonic seconds
-    history_size: int = 200
-    escalated: bool = False
-    seq: int = 0
-    members: dict[str, Member] = field(default_factory=dict)
+    history_size: int
+    escalated: bool
+    seq: int
+    members: dict[str, Member]
     # The kept messages: their seqs and their frames as JSON, side by side. Two deques
     # of ints and strings rather than one of (seq, JSON) tuples: a tuple is an object
     # the garbage collector tracks, and a thousand busy rooms' histories made every
     # young collection walk ~50,000 of them, 40-50 ms with the loop stopped (p99 spikes,
     # docs/performance.md); ints and strings it never tracks.
-    history_seqs: deque[int] = field(init=False)
-    history: deque[str] = field(init=False)
+    history_seqs: deque[int]
+    history: deque[str]
 
-    def __post_init__(self) -> None:
-        self.history_seqs = deque(maxlen=self.history_size)
-        self.history = deque(maxlen=self.history_size)
+    def __init__(self, id: str, topic: str | None, language: str | None, note: str | None,
+                 risk: Level, opened_at: float, last_active: float, history_size: int = 200,
+                 escalated: bool = False, seq: int = 0,
+                 members: dict[str, Member] | None = None) -> None:
+        self.id = id
+        self.topic = topic
+        self.language = language
+        self.note = note
+        self.risk = risk
+        self.opened_at = opened_at
+        self.last_active = last_active
+        self.history_size = history_size
+        self.escalated = escalated
+        self.seq = seq
+        self.members = {} if members is None else members
+        self.history_seqs = deque(maxlen=history_size)
+        self.history = deque(maxlen=history_size)
 
     # -- membership ------------------------------------------------------------
 
