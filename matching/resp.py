@@ -11,7 +11,7 @@ the connection is an ``asyncio.Protocol``: bytes are written to the transport
 as they are, and what Redis sends is fed to hiredis's C reader in
 ``data_received``, which hands each published message to a callback right
 there and each reply to the future of the command that waits for it, in order.
-Everything else (loading scripts, reading a seat's record, presence, health
+Everything else (reading a seat's record to claim it, presence, health
 checks) stays on redis-py.
 
 :func:`connect` takes the address and the credentials from a redis-py client's
@@ -31,7 +31,7 @@ from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 pack_command: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command
@@ -130,7 +130,7 @@ class Link(asyncio.Protocol):
                 waiter.set_exception(exc)
 
 
-def error(reply: hiredis.ReplyError) -> ResponseError:
+def error(reply: hiredis.ReplyError) -> RedisError:
     """An error reply as redis-py raises it (``NoScriptError``, ``ReadOnlyError``,
     ``BusyLoadingError``, which is a ConnectionError, ...)."""
     return BaseParser.parse_error(str(reply))  # type: ignore[no-any-return,no-untyped-call]
@@ -157,6 +157,7 @@ class Commands:
         self._timeout = timeout
         self._link: Link | None = None
         self._connecting = asyncio.Lock()
+        self._closed = False  # close() was called: no new connection is made
 
     async def run(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         data = b"".join([pack_command(c) for c in commands])
@@ -183,6 +184,8 @@ class Commands:
             link = self._link
             if link is None or link.lost is not None:
                 self._link = None
+                if self._closed:
+                    raise RedisConnectionError("closed")
                 try:
                     async with asyncio.timeout(self._timeout):
                         link = await connect(self._redis)
@@ -192,6 +195,8 @@ class Commands:
             return link
 
     def close(self) -> None:
+        """Drop the link; what waits on it fails, and later calls fail at once."""
+        self._closed = True
         if self._link is not None:
             self._link.close()
             self._link = None
@@ -200,8 +205,8 @@ class Commands:
 async def connect(redis: Redis, on_message: Callable[[Any, Any], None] | None = None
                   ) -> Link:
     """A :class:`Link` to the server that ``redis``'s pool connects to, authenticated
-    as it is, on its database. Raises ``OSError``, ``ConnectionError`` or ``ResponseError`` (bad
-    credentials); the caller bounds the wait."""
+    as it is, on its database. Raises ``OSError``, ``ConnectionError`` or
+    ``ResponseError`` (bad credentials); the caller bounds the wait."""
     pool = redis.connection_pool
     kwargs = pool.connection_kwargs
     loop = asyncio.get_running_loop()

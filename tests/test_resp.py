@@ -151,7 +151,8 @@ async def test_it_speaks_tls_to_a_rediss_url(tmp_path: Path) -> None:
 async def test_commands_are_answered_in_order_on_their_database_and_survive_a_restart() -> None:
     """resp.Commands: calls from many tasks share one connection, made once, and are
     answered in the order written, an error reply as a value; keys land in the URL's
-    database; after a Redis restart the next call connects again and is answered."""
+    database; after a Redis restart the next call connects again and is answered;
+    once closed, a call fails at once and connects nothing."""
     server = RedisServer().start()
     client = aioredis.Redis.from_url(server.url.replace("/0", "/3"))
     db3 = aioredis.Redis.from_url(server.url.replace("/0", "/3"))
@@ -170,6 +171,10 @@ async def test_commands_are_answered_in_order_on_their_database_and_survive_a_re
         assert isinstance(resp.error(bad), ResponseError)
         server.restart()
         assert await commands.run([("SET", "after", "1"), ("GET", "after")]) == [b"OK", b"1"]
+        commands.close()  # then no call connects again
+        with pytest.raises(RedisConnectionError):
+            await commands.run([("PING",)])
+        assert (await db3.info("clients"))["connected_clients"] == 1
     finally:
         commands.close()
         await client.aclose()
