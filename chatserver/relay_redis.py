@@ -116,7 +116,8 @@ class RedisRelay(Relay):
             url, max_connections=10, timeout=3, socket_timeout=2, socket_connect_timeout=2,
             health_check_interval=10, retry=ONE_RETRY_ON_RECONNECT)
         self._redis = Redis(connection_pool=pool)
-        self._pub: resp.Link | None = None  # the writer's own connection (_publish)
+        # The writer's own connection (_publish); _publish_twice retries, so it does not.
+        self._pub = resp.Commands(self._redis, PUBLISH_TIMEOUT_S, resend=False)
         self._seats = resp.Commands(self._redis, PUBLISH_TIMEOUT_S)  # the seat directory's
         self._on_event: OnEvent = lambda event: None
         self._pending: dict[str, list[Event]] = {}  # channel -> events, in post order
@@ -141,8 +142,7 @@ class RedisRelay(Relay):
         self._closed = True
         for task in self._tasks:
             await stop_task(task)
-        if self._pub is not None:
-            self._pub.close()
+        self._pub.close()
         self._seats.close()
         await self._redis.aclose()
         await self._redis.connection_pool.disconnect()
@@ -261,28 +261,14 @@ class RedisRelay(Relay):
     async def _publish(self, batch: list[tuple[str, bytes]]) -> list[int]:
         """Publish each channel's events; how many subscribers heard each.
 
-        On the writer's own :class:`~matching.resp.Link`: the commands are written
-        to the socket at once and the replies come back to one future, with none
-        of redis-py's machinery on the way (docs/performance.md). A flush not
+        On the writer's own :class:`~matching.resp.Commands` link: the commands are
+        written to the socket at once and the replies come back to one future, with
+        none of redis-py's machinery on the way (docs/performance.md). A flush not
         answered within ``PUBLISH_TIMEOUT_S`` closes the link (a timer, not an
-        ``asyncio.timeout``, which cost a flush more than the rest of it), and
-        any failure drops it, so a reply is never read as another flush's; the
-        next flush connects again."""
-        link = self._pub
-        if link is None or link.lost is not None:
-            self._pub = None
-            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                link = self._pub = await resp.connect(self._redis)
-        timer = asyncio.get_running_loop().call_later(PUBLISH_TIMEOUT_S, link.close)
-        try:
-            heard = await link.request(b"".join([resp.pack_command(("PUBLISH", c, data))
-                                                 for c, data in batch]), len(batch))
-        except BaseException:
-            link.close()
-            self._pub = None
-            raise
-        finally:
-            timer.cancel()
+        ``asyncio.timeout``, which cost a flush more than the rest of it); the
+        next flush connects again. Replies are matched to requests in the order
+        written, so one is never read as another flush's."""
+        heard = await self._pub.run([("PUBLISH", c, data) for c, data in batch])
         self._healthy = True
         for n in heard:
             if not isinstance(n, int):  # an error reply

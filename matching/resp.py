@@ -114,7 +114,8 @@ class Link(asyncio.Protocol):
         return reply
 
     def close(self, why: BaseException | None = None) -> None:
-        """Drop the connection; what waits fails with ``why`` (a ConnectionError)."""
+        """Drop the connection; what waits fails with ``why`` (by default a
+        ConnectionError)."""
         if self._transport is not None:
             self._transport.abort()  # no goodbye owed: nothing is left to read or write
         self._fail(why or RedisConnectionError("closed"))
@@ -148,13 +149,15 @@ class Commands:
     answered in the order they were written, so two calls from one task land in
     Redis in that order. The link is made on first use and again after any loss;
     a call not answered within ``timeout`` closes it, failing every call on it
-    with ``redis.exceptions.TimeoutError``. A call that fails because the
-    connection was lost (a Redis restart) is sent once more on a new one, as
-    redis-py's one retry on a reconnect did; a timeout is not retried."""
+    with ``redis.exceptions.TimeoutError``. With ``resend`` a call that fails
+    because the connection was lost (a Redis restart) is sent once more on a new
+    one, as redis-py's one retry on a reconnect did; a timeout is not retried.
+    Without it (a caller with a retry policy of its own) every failure is raised."""
 
-    def __init__(self, redis: Redis, timeout: float) -> None:
+    def __init__(self, redis: Redis, timeout: float, *, resend: bool = True) -> None:
         self._redis = redis
         self._timeout = timeout
+        self._resend = resend
         self._link: Link | None = None
         self._connecting = asyncio.Lock()
         self._closed = False  # close() was called: no new connection is made
@@ -166,6 +169,8 @@ class Commands:
         except RedisTimeoutError:
             raise
         except (RedisConnectionError, OSError):
+            if not self._resend:
+                raise
             return await self._once(data, len(commands))
 
     async def _once(self, data: bytes, n: int) -> list[Any]:
