@@ -102,6 +102,11 @@ def _join(first: tuple[int, bytes], then: tuple[int, bytes] | None) -> tuple[int
     return n, _PACKER.pack_array_header(n) + _body(*first) + _body(*then)
 
 
+def _record(data: Any) -> dict[str, Any] | None:
+    """A seat's record as stored (``_seat_data``), or None for no key."""
+    return dict(msgpack.unpackb(data, raw=False)) if data else None
+
+
 def inbox(node: str) -> str:
     return f"hearth:inbox:{node}"
 
@@ -364,8 +369,8 @@ class RedisRelay(Relay):
         return replies
 
     def _seat_data(self, save: SeatSave) -> bytes:
-        return bytes(msgpack.packb({**save.record, "node": self.node_id, "digest": save.digest},
-                                   use_bin_type=True))
+        data: bytes = _PACKER.pack({**save.record, "node": self.node_id, "digest": save.digest})
+        return data
 
     async def claim(self, digest: str) -> tuple[str, dict[str, Any]] | None:
         try:
@@ -383,14 +388,13 @@ class RedisRelay(Relay):
             data = await self._redis.get(f"hearth:seat:{seat}")
         except _UNREACHABLE as exc:
             raise RelayError("redis unreachable") from exc
-        return dict(msgpack.unpackb(data, raw=False)) if data else None
+        return _record(data)
 
     async def forget_seat(self, seat: str) -> None:
         """Delete the seat's record and its resume key, on the link the saves take."""
         key = f"hearth:seat:{seat}"
-        data = (await self._directory([("GET", key)]))[0]
-        record = msgpack.unpackb(data, raw=False) if data else None
+        record = _record((await self._directory([("GET", key)]))[0])
         keys = [key]
-        if isinstance(record, dict) and record.get("digest"):
+        if record and record.get("digest"):
             keys.append(f"hearth:resume:{record['digest']}")
         await self._directory([("DEL", *keys)])
