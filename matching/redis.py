@@ -359,16 +359,14 @@ class RedisMatcher(Matcher):
         try:
             replies = await self._commands.run([self._evalsha(call) for call in batch])
             for call, reply in zip(batch, replies, strict=True):
-                if isinstance(reply, hiredis.ReplyError):
-                    reply = resp.error(reply)
-                    if isinstance(reply, rexc.NoScriptError):
-                        # Redis restarted or flushed its scripts: the call did not run.
-                        await self._commands.run(
-                            [("SCRIPT", "LOAD", self._scripts[call.name].script)])
-                        reply = (await self._commands.run([self._evalsha(call)]))[0]
-                        if isinstance(reply, hiredis.ReplyError):
-                            reply = resp.error(reply)
-                call.settle(reply)
+                if isinstance(reply, hiredis.ReplyError) and \
+                        isinstance(resp.error(reply), rexc.NoScriptError):
+                    # Redis restarted or flushed its scripts: the call did not run.
+                    await self._commands.run(
+                        [("SCRIPT", "LOAD", self._scripts[call.name].script)])
+                    reply = (await self._commands.run([self._evalsha(call)]))[0]
+                call.settle(resp.error(reply) if isinstance(reply, hiredis.ReplyError)
+                            else reply)
         except BaseException as exc:
             for call in batch:
                 call.settle(exc)
