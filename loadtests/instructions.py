@@ -47,12 +47,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from compare import CrossNodes, open_rooms
 from procs import Pinned, pin_self, raise_nofile
 from relay import Recorder, Rooms, interleaved, paced, tree_arguments
+
+T = TypeVar("T")
 
 VALGRIND = ("valgrind", "-q", "--tool=callgrind", "--instr-atstart=no", "--dump-line=no")
 
@@ -111,33 +114,52 @@ class CountedNodes(CrossNodes):
         return [node for node in self.nodes if isinstance(node, Counted)]
 
 
+async def counted(servers: list[Counted], warm_up: Awaitable[Any], settle_s: float,
+                  idle_s: float, work: Callable[[], Awaitable[T]],
+                  keep_as: Sequence[str | None]) -> tuple[list[int], list[int], float, T]:
+    """Instrumentation on; ``warm_up`` (valgrind's and Python's); ``settle_s`` for its
+    late work to land before the counters are zeroed; an idle window of ``idle_s``
+    counted; then ``work()`` counted and timed, each server's dump of it kept as the
+    matching name of ``keep_as``; instrumentation off. Returns the idle counts, the
+    work's counts, its wall time and its result."""
+    for server in servers:
+        server.control("--instr=on")
+    try:
+        await warm_up
+        await asyncio.sleep(settle_s)
+        for server in servers:
+            server.control("--zero")
+        await asyncio.sleep(idle_s)
+        idle = [server.dumped() for server in servers]
+        t0 = time.perf_counter()
+        result = await work()
+        wall = time.perf_counter() - t0
+        busy = [server.dumped(name) for server, name in zip(servers, keep_as, strict=True)]
+    finally:
+        for server in servers:
+            server.control("--instr=off")
+    return idle, busy, wall, result
+
+
 async def count_one(servers: list[Counted], rooms: Rooms, recorder: Recorder, rate: float,
                     seconds: float, keep_as: list[str]) -> dict[str, Any]:
     """Warm-up, then an idle window and a paced window, counted: ``servers`` are the
     processes of one server (one, or two nodes), their counts summed; each one's
     paced dump is kept as the matching name of ``keep_as``."""
-    for server in servers:
-        server.control("--instr=on")
-    try:
-        await paced(rooms.senders, rate, seconds / 2)  # the warm-up: valgrind's and Python's
-        await asyncio.sleep(3)  # late deliveries of the warm-up land before the zero
-        for server in servers:
-            server.control("--zero")
-        await asyncio.sleep(seconds)
-        idle = [server.dumped() for server in servers]
+
+    async def window() -> int:
         recorder.reset()
-        t0 = time.perf_counter()
         sent = await paced(rooms.senders, rate, seconds)
         deadline = time.perf_counter() + 30
         while len(recorder.lat_ns) < 2 * sent and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
-        wall = time.perf_counter() - t0
-        busy = [server.dumped(name) for server, name in zip(servers, keep_as, strict=True)]
-        delivered = len(recorder.lat_ns)
-        recorder.stop()
-    finally:
-        for server in servers:
-            server.control("--instr=off")
+        return sent
+
+    # settle_s 3: late deliveries of the warm-up land before the zero
+    idle, busy, wall, sent = await counted(servers, paced(rooms.senders, rate, seconds / 2),
+                                           3, seconds, window, keep_as)
+    delivered = len(recorder.lat_ns)
+    recorder.stop()
 
     def per_msg(count: float) -> int | None:
         return round(count / delivered) if delivered else None

@@ -28,10 +28,9 @@ import asyncio
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from instructions import Counted
+from instructions import Counted, counted
 from procs import PinnedRedis, pin_self, raise_nofile
 from scenarios import hearth_listener, hearth_match, hearth_seeker, ignore
 from wsclient import WSClient
@@ -62,18 +61,15 @@ async def count(tree: Path, name: str, args: argparse.Namespace) -> dict[str, fl
         seekers = [await hearth_seeker(node.port) for _ in range(args.seekers)]
         clients += seekers
         each = max(1, args.pairs // args.seekers)
-        node.control("--instr=on")
-        await pairings(seekers, max(1, each // 4))  # the warm-up: valgrind's and Python's
-        await asyncio.sleep(1)
-        node.control("--zero")
-        await asyncio.sleep(args.idle)
-        idle = node.dumped() / args.idle
-        t0 = time.perf_counter()
-        await pairings(seekers, each)
-        await asyncio.sleep(0.5)  # the last room's end reaches the matcher
-        wall = time.perf_counter() - t0
-        busy = node.dumped(f"{name}.pairings.callgrind" if args.keep else None)
-        node.control("--instr=off")
+
+        async def work() -> None:
+            await pairings(seekers, each)
+            await asyncio.sleep(0.5)  # the last room's end reaches the matcher
+
+        [idle_count], [busy], wall, _ = await counted(
+            [node], pairings(seekers, max(1, each // 4)), 1, args.idle, work,
+            [f"{name}.pairings.callgrind" if args.keep else None])
+        idle = idle_count / args.idle
         done = each * len(seekers)
         return {"pairs": done, "ir_per_pair": busy / done,
                 "net_ir_per_pair": (busy - idle * wall) / done, "idle_ir_per_s": idle,
