@@ -43,14 +43,14 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# The hot modules compiled with mypyc (setup.py), again whenever a source of the
-# package changed: a compiled module older than the sources is not used
-# (chatserver/__init__.py). About half a minute on two cores; it needs gcc and
+# The hot modules compiled with mypyc (setup.py), again whenever a source of either
+# package changed: a compiled module older than its package's sources is not used
+# (matching/native.py). About half a minute on two cores; it needs gcc and
 # Python's headers.
-$(NATIVE): $(STAMP) setup.py $(wildcard chatserver/*.py)
-	rm -f chatserver/*.so
+$(NATIVE): $(STAMP) setup.py $(wildcard chatserver/*.py matching/*.py)
+	rm -f chatserver/*.so matching/*.so
 	HEARTH_NATIVE=1 $(BIN)/python setup.py -q build_ext --inplace --force -j 2 || \
-	  { rm -f chatserver/*.so; exit 1; }  # all or none: compiled modules expect each other
+	  { rm -f chatserver/*.so matching/*.so; exit 1; }  # all or none: they expect each other
 	touch $@
 
 # redis-server for the tests' own Redis, Chromium for the browser tests, valgrind for

@@ -2,11 +2,25 @@
 
 ``open_matcher(url)`` picks the backend from the URL scheme and imports its
 driver only then, so the embedded default never imports Redis.
+
+The modules in :data:`NATIVE` are also compiled with mypyc (``make native``),
+in a build of their own; :mod:`matching.native` decides whether they run.
 """
 
 from __future__ import annotations
 
-from .base import (
+from pathlib import Path
+
+from .native import Compiled
+
+# A pairing on Redis runs through these (memory: base's subclass, compiled with it).
+NATIVE = ("base", "memory", "tasks", "resp", "redis")
+_COMPILED = Compiled(__name__, Path(__file__).resolve().parent, NATIVE)
+compiled = _COMPILED.files
+stale = _COMPILED.stale
+_COMPILED.choose()
+
+from .base import (  # noqa: E402  (after choose(): it decides where they come from)
     HELD_FOREVER,
     Listener,
     Match,

@@ -307,7 +307,7 @@ class RedisMatcher(Matcher):
 
     # -- internals -----------------------------------------------------------------
 
-    async def _run(self, name: str, now: float, *args: str) -> tuple[list[Any], list[Match]]:
+    async def _run(self, name: str, now: float, *args: str) -> tuple[Any, list[Match]]:
         """Run one script; announce a change locally; turn its matches into Matches.
 
         Scripts called in the same turn of the event loop (by different tasks), or
