@@ -69,8 +69,7 @@ class Home:
         listener.rooms.add(room.id)
         node.cross.save(seeker)
         node.cross.save(listener)
-        metrics.MATCHES.inc()
-        metrics.MATCH_WAIT.observe(match.waited_s)
+        metrics.count_match(match.waited_s)
         node.send(seeker.id, self.matched(room, seeker))
         node.send(listener.id, self.matched(room, listener))
         if room.risk == "crisis":
@@ -129,7 +128,7 @@ class Home:
                     node.seats.remove(seat)  # a ghost with no room here any more
                 else:
                     node.cross.save(seat)
-        metrics.ROOMS_ENDED.labels(default).inc()
+        metrics.count_room_ended(default)
         if listener is not None:
             seat = node.seats.get(listener.seat)
             if seat is not None and room.risk == "crisis":

@@ -77,7 +77,7 @@ class Pairing:
             seat.queued_at = time.monotonic()
         seat.waiting = True
         self.node.cross.save(seat)
-        metrics.REQUESTS.labels(seat.risk).inc()
+        metrics.count_request(seat.risk)
         try:
             if not any(m.ticket.seat == seat.id for m in matches):  # else it is not waiting
                 await self._send_place(seat, force=True)

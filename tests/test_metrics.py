@@ -27,3 +27,26 @@ def test_an_observed_time_is_counted_and_summed() -> None:
     assert abs(metrics._COUNTS.handled_s - before[1] - 7.0003) < 1e-9
     text = metrics.render().decode()
     assert 'hearth_frame_handle_seconds_bucket{le="+Inf"}' in text
+
+
+def test_pairing_counts_are_rendered_as_the_counters_and_histogram_they_were() -> None:
+    """Requests by risk, matches, the match wait histogram and rooms ended by reason
+    are plain counts until scraped, under the names and labels Prometheus knew."""
+    counts = metrics._COUNTS
+    before = (counts.requests["crisis"], counts.matches, list(counts.waited),
+              counts.ended.get("left", 0))
+    metrics.count_request("crisis")
+    metrics.count_match(0.3)  # 0.1 < 0.3 <= 0.5
+    metrics.count_match(4000.0)  # above every bound
+    metrics.count_room_ended("left")
+    assert counts.requests["crisis"] == before[0] + 1
+    assert counts.matches == before[1] + 2
+    assert counts.waited[3] == before[2][3] + 1 and counts.waited[-1] == before[2][-1] + 1
+    assert counts.ended["left"] == before[3] + 1
+    text = metrics.render().decode()
+    assert f'hearth_requests_total{{risk="crisis"}} {float(before[0] + 1)}' in text
+    assert f"hearth_matches_total {float(before[1] + 2)}" in text
+    assert f'hearth_rooms_ended_total{{reason="left"}} {float(before[3] + 1)}' in text
+    inf = sum(before[2]) + 2
+    assert f'hearth_match_wait_seconds_bucket{{le="+Inf"}} {float(inf)}' in text
+    assert 'hearth_match_wait_seconds_bucket{le="1800.0"}' in text
