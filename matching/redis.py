@@ -105,6 +105,7 @@ log = logging.getLogger("hearth.matching.redis")
 CHANNEL = "hearth:queue"
 TTL_S = 3600
 NODE_TTL_S = 10
+_TTL, _NODE_TTL = str(TTL_S), str(NODE_TTL_S)  # as the scripts take them: text
 BEAT_S = 3.0
 # Pipelines of script calls in flight at once. While one is out, new calls wait and go
 # together in the next: fewer writes and reads per call (bench: more pairs/s and less
@@ -313,7 +314,8 @@ class RedisMatcher(Matcher):
         Scripts called in the same turn of the event loop (by different tasks), or
         while the previous batch is out, go to Redis in one write, in the order
         they were called; each still runs atomically on its own."""
-        call = _Call(name, [self.node_id, repr(now), TTL_S, NODE_TTL_S, *args],
+        # now with 7 decimals, fixed width: the scripts keep it as text (redis_lua).
+        call = _Call(name, [self.node_id, f"{now:.7f}", _TTL, _NODE_TTL, *args],
                      asyncio.get_running_loop().create_future())
         if not self._batch and len(self._senders) < IN_FLIGHT:
             asyncio.get_running_loop().call_soon(self._send_batch)

@@ -5,8 +5,16 @@ seeker two listeners or push a listener over its capacity. Every script starts
 with the same prelude: it refreshes the calling node's presence key and reports
 whether that key had lapsed (then the node must register again what it holds).
 
-Common ARGV: 1 node id, 2 now (wall seconds, as text), 3 TTL of queue
-structures, 4 TTL of the presence key; the script's own arguments follow.
+Common ARGV: 1 node id, 2 now (wall seconds as text, with 7 decimals: 18
+characters until the year 2286), 3 TTL of queue structures, 4 TTL of the
+presence key; the script's own arguments follow.
+
+Numbers cost here: Lua turns a number given to ``redis.call`` into text with
+``snprintf("%.17g")``, ``string.format`` goes through printf, and ``tonumber``
+through strtod, ~2,000 instructions each (callgrind of redis-server), where a
+pairing's scripts had ~60 of them. So the scripts keep what they pass to Redis
+as text where they can: TTLs as they arrive, small counts through
+:func:`small`, wall times in their fixed-width text.
 Optional strings arrive as ``""`` for None and ``"v:<value>"`` otherwise.
 
 The scripts name keys they build themselves instead of passing them in KEYS,
@@ -32,22 +40,26 @@ local CHANNEL = 'hearth:queue'
 local ME = ARGV[1]
 local NOW_S = ARGV[2]
 local NOW = tonumber(NOW_S)
-local TTL = tonumber(ARGV[3])
-local NODE_TTL = tonumber(ARGV[4])
+local TTL_S = ARGV[3]
 local STRIDE = 17592186044416      -- 2^44: one risk level's band of scores
 local ORDINARY = 8796093022208     -- 2^43: ordinary arrivals start here, heads below
 local LEVEL = {crisis = 0, elevated = 1, normal = 2}
 local RANK = {normal = 0, elevated = 1, crisis = 2}
 
-local lapsed = not redis.call('SET', P .. 'node:' .. ME, NOW_S, 'EX', NODE_TTL, 'GET')
+local lapsed = not redis.call('SET', P .. 'node:' .. ME, NOW_S, 'EX', ARGV[4], 'GET')
 local changed = false
 
-local function int(x) return string.format('%.0f', x) end
+local function int(x) return string.format('%d', x) end  -- integral values only
+local DIGITS = '0123456789'
+local function small(n)  -- int(n), without printf for 0 to 9 (rooms, mostly)
+  if n >= 0 and n < 10 then return string.sub(DIGITS, n + 1, n + 1) end
+  return int(n)
+end
 -- Open rooms are scored in whole seconds: a small sorted set keeps an integral score
 -- as an integer, where a fraction is kept as text that every insert parses again for
 -- each member it passes (strtod was a tenth of Redis's time a pairing; perf).
-local NOW_WHOLE = int(math.floor(NOW))
-local function touch(key) redis.call('EXPIRE', key, TTL) end
+local NOW_WHOLE = string.match(NOW_S, '^%d+')
+local function touch(key) redis.call('EXPIRE', key, TTL_S) end
 
 -- NODES: every node whose presence key was (re)created, so that a change is published
 -- only when a live node other than the caller can hear it. The heartbeat prunes it.
@@ -91,27 +103,33 @@ local function load_listener(s)
   if not f[1] then return nil end
   return {seat = s, node = f[1], status = f[2], topics = cjson.decode(f[3]),
           languages = cjson.decode(f[4]), capacity = tonumber(f[5]), rooms = tonumber(f[6]),
-          free_since = tonumber(f[7]), held_until = tonumber(f[8]), order = tonumber(f[9]),
-          fkey = f[10]}
+          free_since = f[7], held_until = tonumber(f[8]), order = f[9], fkey = f[10]}
 end
 
 -- FREE holds every listener that is available with room to spare (held or not), as
 -- 'rooms|free_since|order|seat' in fixed width, all scores 0: its lexical order is the
 -- order of fairness (fewest rooms, then free the longest, then first on shift), so a
 -- request reads only up to the first free fitting entry. The listener's hash keeps its
--- current entry in 'fkey'. %.7f keeps distinct wall times distinct (a double near 1.7e9
--- resolves ~2.4e-7 s).
+-- current entry in 'fkey'. 7 decimals keep distinct wall times distinct (a double near
+-- 1.7e9 resolves ~2.4e-7 s). free_since and order are kept in the hash as the fixed-width
+-- text that goes here (a record written otherwise is formatted here).
 -- ... are more of the hash's fields, as name, value: they go in the same HSET as a new fkey.
+local function fixed(s, width, fmt)
+  if #s == width then return s end
+  return string.format(fmt, tonumber(s))
+end
 local function reindex(l, ...)
   local want = false
   if l.status == 'available' and l.rooms < l.capacity then
-    want = string.format('%06d|%018.7f|%012d|', l.rooms, l.free_since, l.order) .. l.seat
+    local r = small(l.rooms)
+    want = string.rep('0', 6 - #r) .. r .. '|' .. fixed(l.free_since, 18, '%018.7f') .. '|'
+           .. fixed(l.order, 12, '%012d') .. '|' .. l.seat
   end
   local fields = {...}
   if l.fkey ~= want then
     if l.fkey then redis.call('ZREM', FREE, l.fkey) end
     if want then
-      redis.call('ZADD', FREE, 0, want)
+      redis.call('ZADD', FREE, '0', want)
       touch(FREE)
       fields[#fields + 1] = 'fkey'
       fields[#fields + 1] = want
@@ -157,14 +175,14 @@ end
 local function pair(t, l)
   local room = next_room()
   l.rooms = l.rooms + 1
-  reindex(l, 'rooms', int(l.rooms))
+  reindex(l, 'rooms', small(l.rooms))
   redis.call('SADD', rkey(l.seat), room)
   touch(rkey(l.seat))
-  redis.call('SET', P .. 'room:' .. room, l.seat, 'EX', TTL)
+  redis.call('SET', P .. 'room:' .. room, l.seat, 'EX', TTL_S)
   redis.call('ZADD', ROOMS, NOW_WHOLE, room)
   touch(ROOMS)
   redis.call('LPUSH', TIMES, NOW_S)
-  redis.call('LTRIM', TIMES, 0, 19)
+  redis.call('LTRIM', TIMES, '0', '19')
   touch(TIMES)
   changed = true
   return {room, t.seat, t.node, t.risk, t.topic, t.language, t.note, t.since, l.seat, l.node}
@@ -209,7 +227,7 @@ end
 -- than nested arrays (an empty table encodes as {}; false stays false).
 local function finish(info, matches)
   if changed and others_listen() then redis.call('PUBLISH', CHANNEL, ME) end
-  return cjson.encode({lapsed and 1 or 0, changed and 1 or 0, info, matches})
+  return cjson.encode({lapsed, changed, info, matches})  -- booleans: no number to format
 end
 
 local function on_shift()
@@ -234,7 +252,9 @@ local t = {seat = seat, node = ARGV[6], risk = ARGV[7], topic = opt(ARGV[8]),
 local best = nil
 local start, page = 0, 4  -- the first entry fits most often: a short first page, then 32
 while not best do  -- FREE is in order of fairness: the first free fitting one is the fairest
-  local batch = redis.call('ZRANGE', FREE, start, start + page - 1)
+  local batch
+  if start == 0 and page == 4 then batch = redis.call('ZRANGE', FREE, '0', '3')
+  else batch = redis.call('ZRANGE', FREE, start, start + page - 1) end
   page = 32
   if #batch == 0 then break end
   local removed = 0
@@ -305,7 +325,7 @@ local old = redis.call('HMGET', key, 'rooms', 'held_until', 'free_since', 'order
 local rooms, held, free_since, order = old[1], old[2], old[3], old[4]
 if not order then
   rooms, held, free_since = ARGV[11], ARGV[12], NOW_S
-  order = int(redis.call('INCR', LORDER))
+  order = string.format('%012d', redis.call('INCR', LORDER))
   touch(LORDER)
 end
 redis.call('HSET', key, 'node', ARGV[6], 'status', ARGV[7], 'topics', ARGV[8],
@@ -324,7 +344,7 @@ changed = true
 local l = load_listener(seat)
 reindex(l)
 local matches = fill(l)
-return finish({int(l.rooms), held, free_since}, matches)
+return finish({small(l.rooms), held, free_since}, matches)
 """
 
 # ARGV 5 seat, 6 held_until, 7 room prefix
@@ -350,8 +370,8 @@ redis.call('SREM', rkey(seat), ARGV[5])
 local l = load_listener(seat)
 if not l then return finish({}, {}) end
 l.rooms = math.max(0, l.rooms - 1)
-l.free_since = NOW
-reindex(l, 'rooms', int(l.rooms), 'free_since', NOW_S)
+l.free_since = NOW_S
+reindex(l, 'rooms', small(l.rooms), 'free_since', NOW_S)
 changed = true
 return finish({}, fill(l))
 """
@@ -363,14 +383,14 @@ local l = load_listener(seat)
 if not l then return finish({}, {}) end
 for i = 6, #ARGV do
   redis.call('SADD', rkey(seat), ARGV[i])
-  redis.call('SET', P .. 'room:' .. ARGV[i], seat, 'EX', TTL)
+  redis.call('SET', P .. 'room:' .. ARGV[i], seat, 'EX', TTL_S)
   redis.call('ZADD', ROOMS, NOW_WHOLE, ARGV[i])
 end
 touch(rkey(seat))
 touch(ROOMS)
 local n = redis.call('SCARD', rkey(seat))
 l.rooms = n
-reindex(l, 'rooms', int(n))
+reindex(l, 'rooms', small(n))
 changed = true
 return finish({}, {})
 """
@@ -425,7 +445,7 @@ return finish(out, {})
 
 # info: waiting, on shift, rooms, waiting crisis, elevated, normal
 STATS = _PRELUDE + r"""
-redis.call('ZREMRANGEBYSCORE', ROOMS, '-inf', '(' .. (NOW - TTL))
+redis.call('ZREMRANGEBYSCORE', ROOMS, '-inf', '(' .. (NOW - tonumber(TTL_S)))
 local by = {}
 for level, n in pairs(LEVEL) do
   by[level] = redis.call('ZCOUNT', WAITING, n * STRIDE, '(' .. int((n + 1) * STRIDE))
@@ -443,7 +463,7 @@ redis.call('SADD', NODES, ME)
 for _, node in ipairs(redis.call('SMEMBERS', NODES)) do
   if not alive(node) then redis.call('SREM', NODES, node) end
 end
-redis.call('SET', EPOCH, ARGV[5], 'NX', 'EX', TTL)
+redis.call('SET', EPOCH, ARGV[5], 'NX', 'EX', TTL_S)
 touch(EPOCH)
 local epoch = redis.call('GET', EPOCH)
 for _, k in ipairs({WAITING, AVAILABLE, FREE, NODES, LISTENERS, ROOMS, TIMES, ARRIVALS,
@@ -453,13 +473,13 @@ end
 local gone_tickets, gone_listeners = {}, {}
 local n = tonumber(ARGV[7])
 for i = 8, 7 + n do
-  if redis.call('EXPIRE', tkey(ARGV[i]), TTL) == 0 then
+  if redis.call('EXPIRE', tkey(ARGV[i]), TTL_S) == 0 then
     gone_tickets[#gone_tickets + 1] = ARGV[i]
   end
 end
 for i = 8 + n, #ARGV do
   local s = ARGV[i]
-  if redis.call('EXPIRE', lkey(s), TTL) == 0 then
+  if redis.call('EXPIRE', lkey(s), TTL_S) == 0 then
     gone_listeners[#gone_listeners + 1] = s
   else
     touch(rkey(s))

@@ -213,6 +213,29 @@ async def test_every_key_has_a_ttl(nodes: Opened, redis_server: RedisServer) -> 
         await admin.aclose()
 
 
+async def test_a_listener_record_of_an_earlier_version_keeps_its_fair_place(
+        nodes: Opened, redis_server: RedisServer) -> None:
+    """The scripts keep a listener's free_since and order as the fixed-width text of its
+    entry in the order of fairness; a record written before (free_since as Python's
+    repr, order unpadded) is formatted when its entry is made again."""
+    a = await nodes("a")
+    await a.set_shift(Listener("l1", "a", capacity=2))
+    await a.set_shift(Listener("l2", "a", capacity=2))
+    admin = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        await admin.hset("hearth:listener:l1", mapping={"free_since": "1700000000.5",
+                                                        "order": "1"})
+        (m1,) = await a.request(Ticket("s1", "a"))
+        assert m1.listener == "l1"  # free the longest: first on shift
+        free = await admin.zrange("hearth:free", 0, -1)
+        assert free[1] == "000001|1700000000.5000000|000000000001|l1"  # one room now
+        assert [len(entry.split("|")[1]) for entry in free] == [18, 18]
+        await a.room_ended(m1.room)  # free again, since now: after l2
+        assert [m.listener for m in await a.request(Ticket("s2", "a"))] == ["l2"]
+    finally:
+        await admin.aclose()
+
+
 async def test_listeners_of_a_dead_node_or_lost_record_are_never_matched(
         nodes: Opened, redis_server: RedisServer) -> None:
     """A listener whose node is gone, or whose record expired, is skipped by a request."""
