@@ -160,6 +160,20 @@ def test_match_instructions_counts_pairings_through_a_node_on_redis(tmp_path: Pa
     assert [p.name for p in tmp_path.iterdir()] == ["0.pairings.callgrind"]
 
 
+def test_redis_instructions_counts_a_pairings_scripts_in_redis(tmp_path: Path) -> None:
+    """redis_instructions.py runs redis-server under valgrind, pairs through the tree's
+    own matcher, and prints redis-server's instructions a pairing; the dump is kept."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/redis_instructions.py", ".", "--pairs", "12", "--few", "4",
+         "--keep", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    line = run.stdout.splitlines()[1]
+    assert line.startswith(f"0:{ROOT}  "), run.stdout
+    assert int(line.split()[1].replace(",", "")) > 0, run.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["0.pairings.callgrind"]
+
+
 def test_core_cost_prints_each_mode_timed_and_counted() -> None:
     """core_cost.py drives the real read loop in-process in each mode, timed, and
     counts a mode's instructions under valgrind; on the Python sources, as its
