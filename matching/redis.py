@@ -61,7 +61,9 @@ this node's own.
 Round trips: script calls made in the same turn of the event loop (by different
 tasks), or while the previous batch is out, are sent in one write, in call
 order, on the matcher's own :class:`~matching.resp.Commands` link; each script
-still runs atomically.
+still runs atomically. Consecutive calls of a pairing's two scripts (``request``
+and ``room_ended``) in such a write go as one call of ``batch``, which runs them
+in order in one script, atomically together.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ PING_S = 2.0  # a subscription that heard nothing for this long is PINGed (subsc
 SUBSCRIBE_TIMEOUT_S = 5.0  # connecting and subscribing, all together
 FOREVER = 1e300  # how HELD_FOREVER is stored
 COMMAND_TIMEOUT_S = 2.0  # a batch of script calls not answered by then fails (unreachable)
+BATCHED = frozenset({"request", "room_ended"})  # the steps of the batch script (redis_lua)
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.ReadOnlyError, OSError,
                 asyncio.TimeoutError)
 
@@ -155,6 +158,37 @@ class _Call:
             self.reply.set_exception(reply)
         else:
             self.reply.set_result(reply)
+
+
+def _units(batch: list[_Call]) -> list[list[_Call]]:
+    """The calls of one write as the scripts that run them, in order: each run of
+    consecutive calls in :data:`BATCHED` is one unit (the batch script), and any other
+    call a unit of its own."""
+    units: list[list[_Call]] = []
+    for call in batch:
+        if call.name in BATCHED and units and units[-1][0].name in BATCHED:
+            units[-1].append(call)
+        else:
+            units.append([call])
+    return units
+
+
+def _script(unit: list[_Call]) -> str:
+    return unit[0].name if len(unit) == 1 else "batch"
+
+
+def _settle(unit: list[_Call], reply: Any) -> None:
+    """Give each call of the unit its part of the script's reply (or its error)."""
+    if isinstance(reply, hiredis.ReplyError):
+        for call in unit:
+            call.settle(resp.error(reply))
+        return
+    if len(unit) == 1:
+        unit[0].settle(orjson.loads(reply))
+        return
+    lapsed, steps = orjson.loads(reply)
+    for i, (call, (changed, info, raw)) in enumerate(zip(unit, steps, strict=True)):
+        call.settle((lapsed and i == 0, changed, info, raw))  # lapsed: told once
 
 
 class RedisMatcher(Matcher):
@@ -321,10 +355,9 @@ class RedisMatcher(Matcher):
             asyncio.get_running_loop().call_soon(self._send_batch)
         self._batch.append(call)
         try:
-            reply = await call.reply
+            lapsed, changed, info, raw = await call.reply
         except _UNREACHABLE as exc:
             raise MatchingError("redis unreachable") from exc
-        lapsed, changed, info, raw = orjson.loads(reply)
         self._lapsed = bool(lapsed)
         if lapsed and self._started:
             log.warning("this node's presence had lapsed in redis; registering again")
@@ -353,30 +386,39 @@ class RedisMatcher(Matcher):
             self._send_batch()
 
     async def _send(self, batch: list[_Call]) -> None:
-        """Send a batch of script calls in one write and settle each call's future.
+        """Send a batch of script calls in one write and settle each call's future
+        with its reply, decoded: lapsed, changed, info, matches.
 
         On the matcher's own :class:`~matching.resp.Commands` link rather than
         redis-py's pipeline: packing by hiredis, one write, the replies read by
-        hiredis in ``data_received`` (docs/performance.md)."""
+        hiredis in ``data_received`` (docs/performance.md). Runs of calls in
+        :data:`BATCHED` go as one call of the batch script each."""
         try:
-            replies = await self._commands.run([self._evalsha(call) for call in batch])
-            for call, reply in zip(batch, replies, strict=True):
+            units = _units(batch)
+            replies = await self._commands.run([self._evalsha(unit) for unit in units])
+            for unit, reply in zip(units, replies, strict=True):
                 if isinstance(reply, hiredis.ReplyError) and \
                         isinstance(resp.error(reply), rexc.NoScriptError):
                     # Redis restarted or flushed its scripts: the call did not run.
                     await self._commands.run(
-                        [("SCRIPT", "LOAD", self._scripts[call.name].script)])
-                    reply = (await self._commands.run([self._evalsha(call)]))[0]
-                call.settle(resp.error(reply) if isinstance(reply, hiredis.ReplyError)
-                            else reply)
+                        [("SCRIPT", "LOAD", self._scripts[_script(unit)].script)])
+                    reply = (await self._commands.run([self._evalsha(unit)]))[0]
+                _settle(unit, reply)
         except BaseException as exc:
             for call in batch:
                 call.settle(exc)
             if not isinstance(exc, Exception):
                 raise
 
-    def _evalsha(self, call: _Call) -> tuple[Any, ...]:
-        return ("EVALSHA", self._scripts[call.name].sha, 0, *call.args)
+    def _evalsha(self, unit: list[_Call]) -> tuple[Any, ...]:
+        first = unit[0]
+        if len(unit) == 1:
+            return ("EVALSHA", self._scripts[first.name].sha, 0, *first.args)
+        # One now for all (the first call's): the batch runs at one instant.
+        args: list[Any] = ["EVALSHA", self._scripts["batch"].sha, 0, *first.args[:4]]
+        for call in unit:
+            args += [call.name, str(len(call.args) - 4), *call.args[4:]]
+        return tuple(args)
 
     def _room_seed(self) -> str:
         """Unique per call and unguessable: what the script hashes into room ids."""

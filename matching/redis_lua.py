@@ -240,61 +240,69 @@ local function on_shift()
 end
 """
 
-# ARGV 5 seat, 6 node, 7 risk, 8 topic, 9 language, 10 note, 11 since, 12 head, 13 room prefix
-REQUEST = _PRELUDE + r"""
-local seat = ARGV[5]
-room_prefix = ARGV[13]
--- A seat asking again leaves its old place (a place without a ticket is stale anyway:
--- skipped by fill and swept by the heartbeat).
-if redis.call('DEL', tkey(seat)) == 1 then redis.call('ZREM', WAITING, seat) end
-local t = {seat = seat, node = ARGV[6], risk = ARGV[7], topic = opt(ARGV[8]),
-           language = opt(ARGV[9]), note = opt(ARGV[10]), since = ARGV[11]}
-local best = nil
-local start, page = 0, 4  -- the first entry fits most often: a short first page, then 32
-while not best do  -- FREE is in order of fairness: the first free fitting one is the fairest
-  local batch
-  if start == 0 and page == 4 then batch = redis.call('ZRANGE', FREE, '0', '3')
-  else batch = redis.call('ZRANGE', FREE, start, start + page - 1) end
-  page = 32
-  if #batch == 0 then break end
-  local removed = 0
-  for _, m in ipairs(batch) do
-    local s = string.match(m, '^[^|]*|[^|]*|[^|]*|(.*)$')
-    local l = load_listener(s)
-    if not l or l.fkey ~= m then  -- its hash expired or moved on: a stale entry
-      redis.call('ZREM', FREE, m)
-      if not l then redis.call('SREM', AVAILABLE, s) end
-      removed = removed + 1
-    elseif not alive(l.node) then
-      drop_listener(s)
-      removed = removed + 1
-    elseif is_free(l) and fits(t, l) then
-      best = l
-      break
+# The two scripts of a pairing are functions of their own arguments (A), returning the
+# script's info and matches: each runs as a script of its own (REQUEST, ROOM_ENDED) and
+# as a step of BATCH, which runs several calls in one script.
+
+# A: 1 seat, 2 node, 3 risk, 4 topic, 5 language, 6 note, 7 since, 8 head, 9 room prefix
+_REQUEST = r"""
+local function request(A)
+  local seat = A[1]
+  room_prefix, room_count = A[9], 0
+  -- A seat asking again leaves its old place (a place without a ticket is stale anyway:
+  -- skipped by fill and swept by the heartbeat).
+  if redis.call('DEL', tkey(seat)) == 1 then redis.call('ZREM', WAITING, seat) end
+  local t = {seat = seat, node = A[2], risk = A[3], topic = opt(A[4]),
+             language = opt(A[5]), note = opt(A[6]), since = A[7]}
+  local best = nil
+  local start, page = 0, 4  -- the first entry fits most often: a short first page, then 32
+  while not best do  -- FREE is in order of fairness: the first free fitting one is the fairest
+    local batch
+    if start == 0 and page == 4 then batch = redis.call('ZRANGE', FREE, '0', '3')
+    else batch = redis.call('ZRANGE', FREE, start, start + page - 1) end
+    page = 32
+    if #batch == 0 then break end
+    local removed = 0
+    for _, m in ipairs(batch) do
+      local s = string.match(m, '^[^|]*|[^|]*|[^|]*|(.*)$')
+      local l = load_listener(s)
+      if not l or l.fkey ~= m then  -- its hash expired or moved on: a stale entry
+        redis.call('ZREM', FREE, m)
+        if not l then redis.call('SREM', AVAILABLE, s) end
+        removed = removed + 1
+      elseif not alive(l.node) then
+        drop_listener(s)
+        removed = removed + 1
+      elseif is_free(l) and fits(t, l) then
+        best = l
+        break
+      end
     end
+    start = start + #batch - removed
   end
-  start = start + #batch - removed
+  changed = true
+  if best then return {}, {pair(t, best)} end
+  local arrival
+  if A[8] == '1' then
+    arrival = redis.call('INCR', HEADS)
+    touch(HEADS)
+  else
+    arrival = ORDINARY + redis.call('INCR', ARRIVALS)
+    touch(ARRIVALS)
+  end
+  local key = tkey(seat)
+  redis.call('HSET', key, 'node', t.node, 'risk', t.risk, 'since', t.since,
+             'arrival', int(arrival))
+  if t.topic then redis.call('HSET', key, 'topic', t.topic) end
+  if t.language then redis.call('HSET', key, 'language', t.language) end
+  if t.note then redis.call('HSET', key, 'note', t.note) end
+  touch(key)
+  redis.call('ZADD', WAITING, int(score(t.risk, arrival)), seat)
+  touch(WAITING)
+  return {}, {}
 end
-changed = true
-if best then return finish({}, {pair(t, best)}) end
-local arrival
-if ARGV[12] == '1' then
-  arrival = redis.call('INCR', HEADS)
-  touch(HEADS)
-else
-  arrival = ORDINARY + redis.call('INCR', ARRIVALS)
-  touch(ARRIVALS)
-end
-local key = tkey(seat)
-redis.call('HSET', key, 'node', t.node, 'risk', t.risk, 'since', t.since, 'arrival', int(arrival))
-if t.topic then redis.call('HSET', key, 'topic', t.topic) end
-if t.language then redis.call('HSET', key, 'language', t.language) end
-if t.note then redis.call('HSET', key, 'note', t.note) end
-touch(key)
-redis.call('ZADD', WAITING, int(score(t.risk, arrival)), seat)
-touch(WAITING)
-return finish({}, {})
 """
+REQUEST = _PRELUDE + _REQUEST + "return finish(request({unpack(ARGV, 5)}))\n"
 
 # ARGV 5 seat
 CANCEL = _PRELUDE + r"""
@@ -360,20 +368,43 @@ end
 return finish({}, fill(l))
 """
 
-# ARGV 5 room, 6 room prefix
-ROOM_ENDED = _PRELUDE + r"""
-room_prefix = ARGV[6]
-local seat = redis.call('GETDEL', P .. 'room:' .. ARGV[5])
-redis.call('ZREM', ROOMS, ARGV[5])
-if not seat then return finish({}, {}) end
-redis.call('SREM', rkey(seat), ARGV[5])
-local l = load_listener(seat)
-if not l then return finish({}, {}) end
-l.rooms = math.max(0, l.rooms - 1)
-l.free_since = NOW_S
-reindex(l, 'rooms', small(l.rooms), 'free_since', NOW_S)
-changed = true
-return finish({}, fill(l))
+# A: 1 room, 2 room prefix
+_ROOM_ENDED = r"""
+local function room_ended(A)
+  room_prefix, room_count = A[2], 0
+  local seat = redis.call('GETDEL', P .. 'room:' .. A[1])
+  redis.call('ZREM', ROOMS, A[1])
+  if not seat then return {}, {} end
+  redis.call('SREM', rkey(seat), A[1])
+  local l = load_listener(seat)
+  if not l then return {}, {} end
+  l.rooms = math.max(0, l.rooms - 1)
+  l.free_since = NOW_S
+  reindex(l, 'rooms', small(l.rooms), 'free_since', NOW_S)
+  changed = true
+  return {}, fill(l)
+end
+"""
+ROOM_ENDED = _PRELUDE + _ROOM_ENDED + "return finish(room_ended({unpack(ARGV, 5)}))\n"
+
+# ARGV 5..: calls of request and room_ended in order, each as its name, the number of its
+# arguments, then them. The prelude (the presence key), the check for other nodes and
+# the PUBLISH are done once for all, where each script of its own pays them (~12 us a
+# call; docs/performance.md). The reply: {lapsed, {{changed, info, matches}, ...}}.
+BATCH = _PRELUDE + _REQUEST + _ROOM_ENDED + r"""
+local STEPS = {request = request, room_ended = room_ended}
+local out, any = {}, false
+local i = 5
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 1])
+  changed = false
+  local info, matches = STEPS[ARGV[i]]({unpack(ARGV, i + 2, i + 1 + n)})
+  out[#out + 1] = {changed, info, matches}
+  any = any or changed
+  i = i + 2 + n
+end
+if any and others_listen() then redis.call('PUBLISH', CHANNEL, ME) end
+return cjson.encode({lapsed, out})
 """
 
 # ARGV 5 seat, 6.. rooms the listener is in (after the backend lost them)
@@ -515,6 +546,7 @@ SCRIPTS = {
     "set_shift": SET_SHIFT,
     "hold": HOLD,
     "room_ended": ROOM_ENDED,
+    "batch": BATCH,
     "restore_rooms": RESTORE_ROOMS,
     "drop_listener": DROP_LISTENER,
     "places": PLACES,

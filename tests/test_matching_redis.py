@@ -236,6 +236,30 @@ async def test_a_listener_record_of_an_earlier_version_keeps_its_fair_place(
         await admin.aclose()
 
 
+async def test_a_pairings_calls_made_together_run_as_one_script(
+        nodes: Opened, redis_server: RedisServer) -> None:
+    """Requests and room ends made in the same turn go to Redis as one call of the
+    batch script and run in call order, each as it would alone; with the scripts
+    flushed (a Redis restart), the batch script is loaded again and run."""
+    a = await nodes("a")
+    for i in range(3):
+        await a.set_shift(Listener(f"l{i}", "a", capacity=1))
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.config_resetstat()
+        asked = await asyncio.gather(*(a.request(Ticket(f"s{i}", "a")) for i in range(5)))
+        evalsha = (await admin.info("commandstats"))["cmdstat_evalsha"]["calls"]
+        assert evalsha <= 2, evalsha  # the batch, and perhaps a heartbeat
+        assert [[m.listener for m in r] for r in asked] == [["l0"], ["l1"], ["l2"], [], []]
+        await admin.script_flush()
+        ended = await asyncio.gather(a.room_ended(asked[1][0].room),
+                                     a.room_ended(asked[0][0].room))
+        assert [[(m.ticket.seat, m.listener) for m in e] for e in ended] == [
+            [("s3", "l1")], [("s4", "l0")]]  # the first waiting, the first freed
+    finally:
+        await admin.aclose()
+
+
 async def test_listeners_of_a_dead_node_or_lost_record_are_never_matched(
         nodes: Opened, redis_server: RedisServer) -> None:
     """A listener whose node is gone, or whose record expired, is skipped by a request."""
