@@ -91,6 +91,17 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
                     _verdict(m["pairs_per_s"] >= 3000)))
         if "paced_p99_ms" in m:  # through a server: latency at the target's rate
             ok = m["paced_p99_ms"] is not None and m["paced_p99_ms"] <= 10
+            if m["pairs_per_s"] and "server_cpu_pct" in m:
+                # A pairing's frames (request and leave in; matched and ended to both) are
+                # two of the floor's messages (one frame in, echo and peer out): four
+                # deliveries at the floor's cost, measured in the same run.
+                node = round(1e4 * m["server_cpu_pct"] / m["pairs_per_s"], 1)
+                frames = None if floor_cpu is None else round(4 * floor_cpu, 1)
+                out.append((label, "node CPU us / pairing (floor: the same frames, 2 in, 4 out)",
+                            node, frames, _ratio(node, frames), "", ""))
+                out.append((label, "Redis CPU us / pairing (same core)",
+                            round(1e4 * m["redis_cpu_pct"] / m["pairs_per_s"], 1), "", "", "",
+                            ""))
             out += [(label, "match p50 / p99 ms, closed loop (seekers / rate)",
                      f"{m['match_p50_ms']} / {m['match_p99_ms']}", "", "", "", ""),
                     (label, f"match p50 / p99 ms at {m['paced_rate']} pairs/s "

@@ -77,6 +77,26 @@ def test_a_saturation_search_that_found_no_limit_gets_no_verdict() -> None:
     assert neither[6] == "-" and "Hearth and floor" in str(neither[0])
 
 
+def test_a_pairing_through_a_node_is_set_against_the_floors_cost_of_its_frames() -> None:
+    """The node's CPU a pairing is printed beside four of the floor's deliveries (the
+    same frames: two in, four out), from the fixed-load run of the same bench."""
+    sys.path.insert(0, str(ROOT / "loadtests"))
+    try:
+        from report import rows
+    finally:
+        sys.path.remove(str(ROOT / "loadtests"))
+    side = {"cpu_us_per_msg": 50.0, "delivered_per_s": 4000, "p50_ms": 1.0, "p99_ms": 2.0}
+    fixed = {"scenario": "same_node_fixed", "rooms": 1000, "match_p50_ms": 1.0,
+             "match_p99_ms": 2.0, "hearth": side, "floor": side}
+    server = {"scenario": "matching_redis_server", "pairs_per_s": 2500, "server_cpu_pct": 55.0,
+              "redis_cpu_pct": 20.0,
+              "match_p50_ms": 9.0, "match_p99_ms": 20.0, "paced_rate": 3000,
+              "paced_pairs_per_s": 2400, "paced_p50_ms": 8.0, "paced_p99_ms": 19.0}
+    (row,) = [r for r in rows([fixed, server]) if r[1].startswith("node CPU us / pairing")]
+    assert row[2:5] == (220.0, 200.0, 1.1)
+    assert [r[2] for r in rows([fixed, server]) if r[1].startswith("Redis CPU")] == [80.0]
+
+
 def test_relay_flush_prints_a_line_per_gap() -> None:
     """relay_flush.py starts its own redis-server and two relay processes per gap,
     and prints a line per gap."""
