@@ -347,7 +347,8 @@ class RedisMatcher(Matcher):
 
         Scripts called in the same turn of the event loop (by different tasks), or
         while the previous batch is out, go to Redis in one write, in the order
-        they were called; each still runs atomically on its own."""
+        they were called; each runs atomically (a pairing's consecutive calls
+        together, as one call of the batch script: :meth:`_send`)."""
         # now with 7 decimals, fixed width: the scripts keep it as text (redis_lua).
         call = _Call(name, [self.node_id, f"{now:.7f}", _TTL, _NODE_TTL, *args],
                      asyncio.get_running_loop().create_future())

@@ -8,14 +8,14 @@ whether that key had lapsed (then the node must register again what it holds).
 Common ARGV: 1 node id, 2 now (wall seconds as text, with 7 decimals: 18
 characters until the year 2286), 3 TTL of queue structures, 4 TTL of the
 presence key; the script's own arguments follow.
+Optional strings arrive as ``""`` for None and ``"v:<value>"`` otherwise.
 
 Numbers cost here: Lua turns a number given to ``redis.call`` into text with
 ``snprintf("%.17g")``, ``string.format`` goes through printf, and ``tonumber``
-through strtod, ~2,000 instructions each (callgrind of redis-server), where a
-pairing's scripts had ~60 of them. So the scripts keep what they pass to Redis
-as text where they can: TTLs as they arrive, small counts through
-:func:`small`, wall times in their fixed-width text.
-Optional strings arrive as ``""`` for None and ``"v:<value>"`` otherwise.
+through strtod, ~600 to ~2,700 instructions each (callgrind of redis-server),
+where a pairing's scripts had ~65 of them. So the scripts keep what they pass
+to Redis as text where they can: TTLs as they arrive, small counts through
+``small``, wall times in their fixed-width text.
 
 The scripts name keys they build themselves instead of passing them in KEYS,
 which a single Redis (not Redis Cluster) allows; see the data layout in
