@@ -24,9 +24,9 @@ if str(ROOT) not in sys.path:
 
 from tests.support.procs import RedisServer, Server, free_port, wait_until  # noqa: E402
 
-__all__ = ["Pinned", "PinnedRedis", "free_port", "wait_until", "cpu_seconds", "rss_bytes",
-           "pin_self", "raise_nofile", "core_contention", "counted_script", "SERVER_CPU",
-           "LOAD_CPU"]
+__all__ = ["Pinned", "PinnedRedis", "RedisServer", "free_port", "wait_until", "cpu_seconds",
+           "rss_bytes", "pin_self", "raise_nofile", "core_contention", "counted_script",
+           "SERVER_CPU", "LOAD_CPU"]
 
 SERVER_CPU = 0
 LOAD_CPU = 1

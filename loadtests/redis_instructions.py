@@ -28,17 +28,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from procs import RedisServer
 
 LISTENERS = 20
 WORKERS = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def drive(url: str, pairs: int) -> None:
@@ -64,39 +59,24 @@ async def drive(url: str, pairs: int) -> None:
         await matcher.close()
 
 
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 def count(tree: Path, pairs: int, dump: Path) -> int:
     """Instructions of a redis-server that served ``pairs`` pairings from ``tree``."""
-    port = _free_port()
-    redis = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", "redis-server",
-         "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = RedisServer(under=("valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}"),
+                        ready_s=60).start()
+    assert redis.proc is not None
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(port):
-            if time.monotonic() > deadline or redis.poll() is not None:
-                raise RuntimeError("redis-server under valgrind did not start")
-            time.sleep(0.2)
         env = {**os.environ, "PYTHONPATH": str(tree)}
-        subprocess.run([sys.executable, __file__, "--drive", f"redis://127.0.0.1:{port}/0",
-                        "--pairs", str(pairs)], cwd=tree, env=env, check=True, timeout=600)
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"SHUTDOWN NOSAVE\r\n")
+        subprocess.run([sys.executable, __file__, "--drive", redis.url, "--pairs", str(pairs)],
+                       cwd=tree, env=env, check=True, timeout=600)
+        with socket.create_connection(("127.0.0.1", redis.port)) as s:
+            s.sendall(b"SHUTDOWN NOSAVE\r\n")  # valgrind writes the dump as it exits
             s.recv(16)
-        redis.wait(timeout=60)
+        redis.proc.wait(timeout=60)
     finally:
-        if redis.poll() is None:
-            redis.kill()
-            redis.wait()
+        if redis.proc.poll() is None:  # the drive failed: no dump is wanted
+            redis.proc.kill()
+            redis.proc.wait()
+        shutil.rmtree(redis.dir, ignore_errors=True)
     for line in dump.read_text().splitlines():
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])

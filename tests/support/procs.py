@@ -114,10 +114,14 @@ def redis_binary() -> str:
 
 class RedisServer:
     """A throwaway redis-server on a free loopback port, no persistence; ``extra``
-    arguments are passed on (a password, a unix socket)."""
+    arguments are passed on (a password, a unix socket). ``under`` is a command to
+    run it under (valgrind, for loadtests/redis_instructions.py), and ``ready_s``
+    how long it may take to answer."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, under: tuple[str, ...] = (), ready_s: float = 10.0) -> None:
         self.extra = extra
+        self.under = under
+        self.ready_s = ready_s
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="hearth-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -128,10 +132,11 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no", *self.extra],
+            [*self.under, redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir, "--protected-mode", "no",
+             *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._ping, 10, "redis-server")
+        wait_until(self._ping, self.ready_s, "redis-server")
         return self
 
     def _ping(self) -> bool:
