@@ -108,6 +108,7 @@ CHANNEL = "hearth:queue"
 TTL_S = 3600
 NODE_TTL_S = 10
 _TTL, _NODE_TTL = str(TTL_S), str(NODE_TTL_S)  # as the scripts take them: text
+_COMMON = 4  # every script's first arguments (node id, now, TTL, node TTL); see _run
 BEAT_S = 3.0
 # Pipelines of script calls in flight at once. While one is out, new calls wait and go
 # together in the next: fewer writes and reads per call (bench: more pairs/s and less
@@ -416,9 +417,9 @@ class RedisMatcher(Matcher):
         if len(unit) == 1:
             return ("EVALSHA", self._scripts[first.name].sha, 0, *first.args)
         # One now for all (the first call's): the batch runs at one instant.
-        args: list[Any] = ["EVALSHA", self._scripts["batch"].sha, 0, *first.args[:4]]
+        args: list[Any] = ["EVALSHA", self._scripts["batch"].sha, 0, *first.args[:_COMMON]]
         for call in unit:
-            args += [call.name, str(len(call.args) - 4), *call.args[4:]]
+            args += [call.name, str(len(call.args) - _COMMON), *call.args[_COMMON:]]
         return tuple(args)
 
     def _room_seed(self) -> str:

@@ -223,10 +223,15 @@ local function others_listen()
   return false
 end
 
+-- Tell the other nodes, if something changed and one is there to hear it.
+local function announce(did_change)
+  if did_change and others_listen() then redis.call('PUBLISH', CHANNEL, ME) end
+end
+
 -- The reply is one JSON text: one bulk string is far cheaper for the client to read
 -- than nested arrays (an empty table encodes as {}; false stays false).
 local function finish(info, matches)
-  if changed and others_listen() then redis.call('PUBLISH', CHANNEL, ME) end
+  announce(changed)
   return cjson.encode({lapsed, changed, info, matches})  -- booleans: no number to format
 end
 
@@ -403,7 +408,7 @@ while i <= #ARGV do
   any = any or changed
   i = i + 2 + n
 end
-if any and others_listen() then redis.call('PUBLISH', CHANNEL, ME) end
+announce(any)
 return cjson.encode({lapsed, out})
 """
 
