@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from procs import Pinned, PinnedRedis, core_contention, pin_self, raise_nofile
-from relay import Recorder, Rooms, floor_rooms, hearth_rooms, measure, ms, percentile
+from relay import (
+    Recorder,
+    Rooms,
+    floor_rooms,
+    hearth_rooms,
+    measure,
+    median_of,
+    ms,
+    percentile,
+)
 from scenarios import cross_node, idle, matching_direct, matching_server, slow_reader
 
 HEARTH_ARGS = ("--rate", "1000/1")
@@ -60,24 +68,6 @@ class Plan:
 FULL = Plan()
 QUICK = Plan(rooms=10, fixed_s=0.5, repeat=1, sat_step_s=0.3, sat_steps=2, sat_refine=0,
              idle=40, slow_s=0.5, match_s=0.3, drain_s=0.5, adaptive=False)
-
-
-def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    out = dict(runs[-1])
-    for key in ("cpu_us_per_msg", "delivered_per_s", "p50_ms", "p99_ms", "server_cpu_pct",
-                "client_cpu_pct", "delivery"):
-        values = [r[key] for r in runs if r[key] is not None]
-        if values:
-            out[key] = round(statistics.median(values), 4)
-    # Each process's part (measure()), the median of each across the runs.
-    each = [r["cpu_us_per_msg_each"] for r in runs
-            if r.get("cpu_us_per_msg_each") and None not in r["cpu_us_per_msg_each"]]
-    if each:
-        out["cpu_us_per_msg_each"] = [round(statistics.median(p), 2)
-                                      for p in zip(*each, strict=True)]
-    out["runs"] = [{k: r[k] for k in ("cpu_us_per_msg", "p99_ms", "delivered_per_s")}
-                   for r in runs]
-    return out
 
 
 async def saturate(pids: list[int], rooms: Rooms, recorder: Recorder, plan: Plan,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -233,6 +234,26 @@ async def interleaved(servers: Sequence[Any], n_rooms: int, repeat: int, window:
 
 
 # -- load ------------------------------------------------------------------------------
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure of several :func:`measure` windows, with each run's
+    CPU, p99 and rate kept under ``runs``."""
+    out = dict(runs[-1])
+    for key in ("cpu_us_per_msg", "delivered_per_s", "p50_ms", "p99_ms", "server_cpu_pct",
+                "client_cpu_pct", "delivery"):
+        values = [r[key] for r in runs if r[key] is not None]
+        if values:
+            out[key] = round(statistics.median(values), 4)
+    # Each process's part (measure()), the median of each across the runs.
+    each = [r["cpu_us_per_msg_each"] for r in runs
+            if r.get("cpu_us_per_msg_each") and None not in r["cpu_us_per_msg_each"]]
+    if each:
+        out["cpu_us_per_msg_each"] = [round(statistics.median(p), 2)
+                                      for p in zip(*each, strict=True)]
+    out["runs"] = [{k: r[k] for k in ("cpu_us_per_msg", "p99_ms", "delivered_per_s")}
+                   for r in runs]
+    return out
 
 
 async def paced(senders: Sequence[Sender], rate: float, seconds: float) -> int:

@@ -14,6 +14,7 @@ from relay import (
     Recorder,
     Rooms,
     Sender,
+    floor_rooms,
     gather_limited,
     hearth_listener,
     hearth_match,
@@ -21,6 +22,7 @@ from relay import (
     hearth_seeker,
     ignore,
     measure,
+    median_of,
     ms,
     paced,
     percentile,
@@ -353,10 +355,17 @@ async def probe_cross_node(port_a: int, port_b: int, token: str) -> str | None:
 
 async def cross_node(redis: PinnedRedis, plan: PlanLike,
                      hearth_args: tuple[str, ...]) -> dict[str, Any]:
-    """Seekers on node A, listeners on node B, one Redis; CPU is both nodes + Redis."""
+    """Seekers on node A, listeners on node B, one Redis; CPU is both nodes + Redis.
+
+    ``plan.repeat`` windows, each followed by one of the floor (a server of its own
+    with as many rooms, at the same rate), medians reported: the same treatment as
+    the same-node windows, so that the ratio is to a floor measured in the same
+    minute rather than in the relay scenarios, minutes earlier (this host's floor
+    moved 28-38 us between two such windows on 2026-12-06)."""
     await _flush(redis)
     a = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-a").start()
     b = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-b").start()
+    floor = Pinned(floor=True).start()
     try:
         token = a.token("listener", "bench", 1)
         why = await probe_cross_node(a.port, b.port, token)
@@ -367,13 +376,22 @@ async def cross_node(redis: PinnedRedis, plan: PlanLike,
             rooms = await hearth_rooms(a.port, b.port, token, n_rooms, batch=20)
         except (TimeoutError, ConnectionError) as exc:
             return {"available": True, "rooms": n_rooms, "error": f"setup failed: {exc}"}
+        f_rooms = await floor_rooms(floor.port, n_rooms)
         recorder = Recorder()
         rooms.listen(recorder)
-        result = await measure([a.pid, b.pid, redis.pid], rooms.senders, recorder,
-                               n_rooms * 2, plan.fixed_s, plan.drain_s)
+        f_rooms.listen(recorder)
+        h_runs, f_runs = [], []
+        for _ in range(plan.repeat):
+            h_runs.append(await measure([a.pid, b.pid, redis.pid], rooms.senders, recorder,
+                                        n_rooms * 2, plan.fixed_s, plan.drain_s))
+            f_runs.append(await measure([floor.pid], f_rooms.senders, recorder, n_rooms * 2,
+                                        plan.fixed_s, plan.drain_s))
         rooms.close()
-        return {"available": True, "rooms": n_rooms, "hearth": result,
+        f_rooms.close()
+        return {"available": True, "rooms": n_rooms, "hearth": median_of(h_runs),
+                "floor": median_of(f_runs),
                 "match_p99_ms": ms(percentile(rooms.match_lat_ns, 0.99))}
     finally:
+        floor.stop()
         a.stop()
         b.stop()

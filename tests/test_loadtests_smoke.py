@@ -24,6 +24,9 @@ def test_bench_quick_prints_a_line_per_scenario_and_a_table(tmp_path: Path) -> N
     scenarios = {json.loads(line)["scenario"] for line in out.read_text().splitlines()}
     assert {"machine", "same_node_fixed", "same_node_saturation", "slow_reader", "idle",
             "matching_redis_direct", "matching_redis_server", "cross_node"} <= scenarios
+    cross = [json.loads(line) for line in out.read_text().splitlines()
+             if json.loads(line)["scenario"] == "cross_node"][0]
+    assert cross["hearth"]["delivered"] > 0 and cross["floor"]["delivered"] > 0, cross
     assert "| scenario" in run.stdout
 
 
@@ -51,19 +54,28 @@ def test_redis_calls_prints_each_kind_of_call() -> None:
                    for line in lines), run.stdout
 
 
-def _saturation_rows(hearth_found: bool, floor_found: bool) -> list[tuple[object, ...]]:
+def _rows(lines: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """The bench table's rows (report.rows) for these JSON lines."""
     sys.path.insert(0, str(ROOT / "loadtests"))
     try:
         from report import rows
     finally:
         sys.path.remove(str(ROOT / "loadtests"))
+    return rows(lines)
 
+
+_SIDE = {"cpu_us_per_msg": 50.0, "delivered_per_s": 4000, "p50_ms": 1.0, "p99_ms": 2.0}
+_FIXED = {"scenario": "same_node_fixed", "rooms": 1000, "match_p50_ms": 1.0,
+          "match_p99_ms": 2.0, "hearth": _SIDE, "floor": _SIDE}
+
+
+def _saturation_rows(hearth_found: bool, floor_found: bool) -> list[tuple[object, ...]]:
     def side(delivered: int, found: bool) -> dict[str, object]:
         return {"delivered_per_s": delivered, "p99_ms": 5.0, "limit_found": found}
 
     line = {"scenario": "same_node_saturation", "rooms": 1000,
             "hearth": side(9000, hearth_found), "floor": side(10000, floor_found)}
-    return [r for r in rows([line]) if r[1].startswith("delivered msg/s")]
+    return [r for r in _rows([line]) if r[1].startswith("delivered msg/s")]
 
 
 def test_a_saturation_search_that_found_no_limit_gets_no_verdict() -> None:
@@ -80,21 +92,28 @@ def test_a_saturation_search_that_found_no_limit_gets_no_verdict() -> None:
 def test_a_pairing_through_a_node_is_set_against_the_floors_cost_of_its_frames() -> None:
     """The node's CPU a pairing is printed beside four of the floor's deliveries (the
     same frames: two in, four out), from the fixed-load run of the same bench."""
-    sys.path.insert(0, str(ROOT / "loadtests"))
-    try:
-        from report import rows
-    finally:
-        sys.path.remove(str(ROOT / "loadtests"))
-    side = {"cpu_us_per_msg": 50.0, "delivered_per_s": 4000, "p50_ms": 1.0, "p99_ms": 2.0}
-    fixed = {"scenario": "same_node_fixed", "rooms": 1000, "match_p50_ms": 1.0,
-             "match_p99_ms": 2.0, "hearth": side, "floor": side}
     server = {"scenario": "matching_redis_server", "pairs_per_s": 2500, "server_cpu_pct": 55.0,
               "redis_cpu_pct": 20.0,
               "match_p50_ms": 9.0, "match_p99_ms": 20.0, "paced_rate": 3000,
               "paced_pairs_per_s": 2400, "paced_p50_ms": 8.0, "paced_p99_ms": 19.0}
-    (row,) = [r for r in rows([fixed, server]) if r[1].startswith("node CPU us / pairing")]
+    (row,) = [r for r in _rows([_FIXED, server]) if r[1].startswith("node CPU us / pairing")]
     assert row[2:5] == (220.0, 200.0, 1.1)
-    assert [r[2] for r in rows([fixed, server]) if r[1].startswith("Redis CPU")] == [80.0]
+    assert [r[2] for r in _rows([_FIXED, server]) if r[1].startswith("Redis CPU")] == [80.0]
+
+
+def test_cross_node_is_set_against_its_own_floor_windows_when_it_has_them() -> None:
+    """The cross-node line's ratio is to the floor windows measured beside it; a line
+    from before they were (no "floor") is still set against the same-node floor."""
+    cross = {"scenario": "cross_node", "available": True, "rooms": 1000,
+             "hearth": {**_SIDE, "cpu_us_per_msg": 90.0}}
+
+    def cross_row(line: dict[str, object]) -> tuple[object, ...]:
+        (row,) = [r for r in _rows([_FIXED, line]) if r[1].startswith("CPU us / delivered msg")]
+        return row
+
+    assert cross_row(cross)[2:7] == (90.0, 50.0, 1.8, "<= 2x floor", "met")
+    own = {**cross, "floor": {**_SIDE, "cpu_us_per_msg": 40.0}}
+    assert cross_row(own)[2:7] == (90.0, 40.0, 2.25, "<= 2x floor", "MISSED")
 
 
 def test_relay_flush_prints_a_line_per_gap() -> None:
