@@ -100,6 +100,18 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def switches(pid: int | str = "self") -> tuple[int, int]:
+    """A process's context switches so far: (voluntary, involuntary). Voluntary: it
+    waited (in epoll, for its sockets); involuntary: the scheduler took the core."""
+    counts = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                name, value = line.split(":")
+                counts[name] = int(value)
+    return counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"]
+
+
 def rss_bytes(pid: int | str = "self") -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

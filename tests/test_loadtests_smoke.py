@@ -27,6 +27,8 @@ def test_bench_quick_prints_a_line_per_scenario_and_a_table(tmp_path: Path) -> N
     cross = [json.loads(line) for line in out.read_text().splitlines()
              if json.loads(line)["scenario"] == "cross_node"][0]
     assert cross["hearth"]["delivered"] > 0 and cross["floor"]["delivered"] > 0, cross
+    # Context switches a second, [voluntary, involuntary], of each node and of Redis.
+    assert len(cross["hearth"]["switches_per_s_each"]) == 3, cross
     assert "| scenario" in run.stdout
 
 
