@@ -65,8 +65,8 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
                         cross.get("error", "failed"), floor_cpu, "", "<= 2x floor", "-"))
         elif cross.get("available"):
             h = cross["hearth"]
-            # The floor's windows beside the cross-node ones (since 2026-12-06, late
-            # morning); older lines had only the relay scenarios' floor.
+            # The floor's windows beside the cross-node ones (since 2026-12-06,
+            # midday); older lines had only the relay scenarios' floor.
             cross_floor = cross["floor"]["cpu_us_per_msg"] if "floor" in cross else floor_cpu
             r = _ratio(h["cpu_us_per_msg"], cross_floor)
             out.append((f"cross node, {cross['rooms']} rooms, 2 nodes + Redis",

@@ -365,8 +365,9 @@ async def cross_node(redis: PinnedRedis, plan: PlanLike,
     await _flush(redis)
     a = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-a").start()
     b = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-b").start()
-    floor = Pinned(floor=True).start()
+    floor: Pinned | None = None
     try:
+        floor = Pinned(floor=True).start()
         token = a.token("listener", "bench", 1)
         why = await probe_cross_node(a.port, b.port, token)
         if why is not None:
@@ -392,6 +393,7 @@ async def cross_node(redis: PinnedRedis, plan: PlanLike,
                 "floor": median_of(f_runs),
                 "match_p99_ms": ms(percentile(rooms.match_lat_ns, 0.99))}
     finally:
-        floor.stop()
+        if floor is not None:
+            floor.stop()
         a.stop()
         b.stop()
