@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from compare import CrossNodes, open_rooms
-from procs import Pinned, pin_self, raise_nofile
+from procs import Pinned, callgrind_total, pin_self, raise_nofile
 from relay import Recorder, Rooms, interleaved, paced, tree_arguments
 
 T = TypeVar("T")
@@ -85,14 +85,13 @@ class Counted(Pinned):
         while time.monotonic() < deadline:
             new = set(self.out_dir.glob("callgrind.out.*")) - before
             for path in new:
-                text = path.read_text(errors="replace")
-                for line in text.splitlines():
-                    if line.startswith("summary:"):  # written last: the dump is complete
-                        if self.keep is not None and keep_as is not None:
-                            shutil.move(path, self.keep / keep_as)
-                        else:
-                            path.unlink()
-                        return int(line.split()[1])
+                total = callgrind_total(path)
+                if total is not None:  # the dump is complete
+                    if self.keep is not None and keep_as is not None:
+                        shutil.move(path, self.keep / keep_as)
+                    else:
+                        path.unlink()
+                    return total
             time.sleep(0.2)
         raise TimeoutError("callgrind wrote no dump")
 

@@ -26,6 +26,7 @@ from tests.support.procs import RedisServer, Server, free_port, wait_until  # no
 
 __all__ = ["Pinned", "PinnedRedis", "RedisServer", "free_port", "wait_until", "cpu_seconds",
            "rss_bytes", "pin_self", "raise_nofile", "core_contention", "counted_script",
+           "callgrind_total", "switches",
            "SERVER_CPU", "LOAD_CPU"]
 
 SERVER_CPU = 0
@@ -100,24 +101,26 @@ def cpu_seconds(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _status(pid: int | str, *names: str) -> dict[str, int]:
+    """These fields of ``/proc/PID/status``, by name, each as its number."""
+    found = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name in names:
+                found[name] = int(value.split()[0])
+    return found
+
+
 def switches(pid: int | str = "self") -> tuple[int, int]:
     """A process's context switches so far: (voluntary, involuntary). Voluntary: it
     waited (in epoll, for its sockets); involuntary: the scheduler took the core."""
-    counts = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
-                name, value = line.split(":")
-                counts[name] = int(value)
+    counts = _status(pid, "voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
     return counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"]
 
 
 def rss_bytes(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return _status(pid, "VmRSS").get("VmRSS", 0) * 1024  # VmRSS is in kB
 
 
 def pin_self(cpu: int = LOAD_CPU) -> bool:
@@ -177,5 +180,20 @@ def counted_script(script: str, *args: str) -> int:
         subprocess.run(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={out}",
                         sys.executable, script, *args], check=True, capture_output=True,
                        env={**os.environ, "PYTHONHASHSEED": "0"})
-        summary = [ln for ln in out.read_text().splitlines() if ln.startswith("summary:")]
-    return int(summary[0].split()[1])
+        total = callgrind_total(out)
+    if total is None:
+        raise RuntimeError(f"callgrind wrote no complete dump for {script}")
+    return total
+
+
+def callgrind_total(dump: Path) -> int | None:
+    """The instructions a callgrind dump counted (its ``summary:`` line), or None while
+    the dump is incomplete: callgrind writes ``summary:`` among the first lines and
+    ``totals:`` as the last."""
+    total = None
+    for line in dump.read_text(errors="replace").splitlines():
+        if line.startswith("summary:"):
+            total = int(line.split()[1])
+        elif line.startswith("totals:"):
+            return total
+    return None

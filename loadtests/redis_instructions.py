@@ -30,7 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from procs import RedisServer
+from procs import RedisServer, callgrind_total
 
 LISTENERS = 20
 WORKERS = 4
@@ -77,10 +77,10 @@ def count(tree: Path, pairs: int, dump: Path) -> int:
             redis.proc.kill()
             redis.proc.wait()
         shutil.rmtree(redis.dir, ignore_errors=True)
-    for line in dump.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    raise RuntimeError(f"no total in {dump}")
+    total = callgrind_total(dump)
+    if total is None:
+        raise RuntimeError(f"no complete dump in {dump}")
+    return total
 
 
 def main() -> int:
