@@ -25,6 +25,9 @@ from tests.support.procs import ROOT
 SUFFIX = EXTENSION_SUFFIXES[0]  # e.g. .cpython-311-x86_64-linux-gnu.so
 PACKAGES = pytest.mark.parametrize("package", [chatserver, matching],
                                    ids=["chatserver", "matching"])
+# A module of each package, for a compiled file of it planted beside the sources.
+A_MODULE_EACH = pytest.mark.parametrize(("package", "module"), [("chatserver", "protocol"),
+                                                              ("matching", "redis")])
 
 
 def _imported_files(package_parent: Path, package: str, *,
@@ -68,8 +71,7 @@ def test_each_hot_module_runs_compiled_exactly_when_a_fresh_build_is_there(
     assert ("older than their source" in stderr) == (bool(built) and not fresh)
 
 
-@pytest.mark.parametrize(("package", "module"), [("chatserver", "protocol"),
-                                               ("matching", "redis")])
+@A_MODULE_EACH
 def test_a_compiled_module_older_than_the_sources_is_not_used(tmp_path: Path, package: str,
                                                               module: str) -> None:
     """A stale compiled file (here one that could not even load) is passed over for
@@ -92,8 +94,7 @@ def test_a_compiled_module_older_than_the_sources_is_not_used(tmp_path: Path, pa
     assert out.returncode != 0 and "ImportError" in out.stderr
 
 
-@pytest.mark.parametrize(("package", "module"), [("chatserver", "protocol"),
-                                               ("matching", "redis")])
+@A_MODULE_EACH
 def test_hearth_pure_runs_the_sources_even_beside_a_fresh_build(tmp_path: Path, package: str,
                                                                 module: str) -> None:
     """HEARTH_PURE=1 imports every module of the package from its source, silently."""
