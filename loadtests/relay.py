@@ -180,6 +180,19 @@ async def floor_rooms(port: int, n_rooms: int) -> Rooms:
     return rooms
 
 
+async def split_floor_rooms(port_a: int, port_b: int, n_rooms: int) -> Rooms:
+    """``n_rooms`` of the floor's pairs, half on each of two floors, their senders
+    interleaved one by one: as in the cross-node scenario (a seeker's frame to one
+    node, a listener's to the other), every tick of :func:`paced` reaches both
+    processes. The same frames as one floor's, over two processes and no Redis."""
+    a, b = await asyncio.gather(floor_rooms(port_a, (n_rooms + 1) // 2),
+                                floor_rooms(port_b, n_rooms // 2))
+    rooms = Rooms(clients=a.clients + b.clients)
+    for k in range(max(len(a.senders), len(b.senders))):
+        rooms.senders += a.senders[k:k + 1] + b.senders[k:k + 1]
+    return rooms
+
+
 def tree_arguments(description: str, *, rooms: int, rate: float, seconds: float,
                    repeat: int) -> argparse.ArgumentParser:
     """The command line of the scripts that compare source trees with the floor."""

@@ -26,6 +26,7 @@ from relay import (
     ms,
     paced,
     percentile,
+    split_floor_rooms,
 )
 from wsclient import WSClient, connect
 
@@ -361,13 +362,21 @@ async def cross_node(redis: PinnedRedis, plan: PlanLike,
     with as many rooms, at the same rate), medians reported: the same treatment as
     the same-node windows, so that the ratio is to a floor measured in the same
     minute rather than in the relay scenarios, minutes earlier (this host's floor
-    moved 28-38 us between two such windows on 2026-12-06)."""
+    moved 28-38 us between two such windows on 2026-12-06).
+
+    And after each, a window of the floor split over two processes (half the pairs
+    on each, every tick reaching both, no Redis: :func:`relay.split_floor_rooms`):
+    what the same frames cost on this core once two processes share them, before any
+    relay between them: the part of the cross-node figure that is the topology's own.
+    Reported beside the target, which stays a ratio to the single floor."""
     await _flush(redis)
     a = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-a").start()
     b = Pinned(*hearth_args, "--redis", redis.url, "--node-id", "bench-b").start()
-    floor: Pinned | None = None
+    floors: list[Pinned] = []
     try:
-        floor = Pinned(floor=True).start()
+        for _ in range(3):  # one by one: a failed start still stops those started
+            floors.append(Pinned(floor=True).start())
+        floor, split = floors[0], floors[1:]
         token = a.token("listener", "bench", 1)
         why = await probe_cross_node(a.port, b.port, token)
         if why is not None:
@@ -378,22 +387,25 @@ async def cross_node(redis: PinnedRedis, plan: PlanLike,
         except (TimeoutError, ConnectionError) as exc:
             return {"available": True, "rooms": n_rooms, "error": f"setup failed: {exc}"}
         f_rooms = await floor_rooms(floor.port, n_rooms)
+        s_rooms = await split_floor_rooms(split[0].port, split[1].port, n_rooms)
         recorder = Recorder()
-        rooms.listen(recorder)
-        f_rooms.listen(recorder)
-        h_runs, f_runs = [], []
+        for r in (rooms, f_rooms, s_rooms):
+            r.listen(recorder)
+        h_runs, f_runs, s_runs = [], [], []
         for _ in range(plan.repeat):
             h_runs.append(await measure([a.pid, b.pid, redis.pid], rooms.senders, recorder,
                                         n_rooms * 2, plan.fixed_s, plan.drain_s))
             f_runs.append(await measure([floor.pid], f_rooms.senders, recorder, n_rooms * 2,
                                         plan.fixed_s, plan.drain_s))
-        rooms.close()
-        f_rooms.close()
+            s_runs.append(await measure([p.pid for p in split], s_rooms.senders, recorder,
+                                        n_rooms * 2, plan.fixed_s, plan.drain_s))
+        for r in (rooms, f_rooms, s_rooms):
+            r.close()
         return {"available": True, "rooms": n_rooms, "hearth": median_of(h_runs),
-                "floor": median_of(f_runs),
+                "floor": median_of(f_runs), "split_floor": median_of(s_runs),
                 "match_p99_ms": ms(percentile(rooms.match_lat_ns, 0.99))}
     finally:
-        if floor is not None:
-            floor.stop()
+        for p in floors:
+            p.stop()
         a.stop()
         b.stop()

@@ -27,6 +27,11 @@ def test_bench_quick_prints_a_line_per_scenario_and_a_table(tmp_path: Path) -> N
     cross = [json.loads(line) for line in out.read_text().splitlines()
              if json.loads(line)["scenario"] == "cross_node"][0]
     assert cross["hearth"]["delivered"] > 0 and cross["floor"]["delivered"] > 0, cross
+    # The floor split over two processes: both measured, and (nearly) every message
+    # delivered to both members, on either floor.
+    split = cross["split_floor"]
+    assert split["sent"] > 0 and split["delivered"] >= 0.99 * 2 * split["sent"], split
+    assert len(split["cpu_us_per_msg_each"]) == 2, split
     # Context switches a second, [voluntary, involuntary], of each node and of Redis.
     assert len(cross["hearth"]["switches_per_s_each"]) == 3, cross
     assert "| scenario" in run.stdout
@@ -116,6 +121,14 @@ def test_cross_node_is_set_against_its_own_floor_windows_when_it_has_them() -> N
     assert cross_row(cross)[2:7] == (90.0, 50.0, 1.8, "<= 2x floor", "met")
     own = {**cross, "floor": {**_SIDE, "cpu_us_per_msg": 40.0}}
     assert cross_row(own)[2:7] == (90.0, 40.0, 2.25, "<= 2x floor", "MISSED")
+    # The floor split over two processes is a row of its own, with no target, and
+    # says what the split alone costs against the floor beside it.
+    assert not [r for r in _rows([_FIXED, own]) if "split" in r[1]]
+    split = {**own, "split_floor": {**_SIDE, "cpu_us_per_msg": 60.0}}
+    assert cross_row(split)[2:7] == (90.0, 40.0, 2.25, "<= 2x floor", "MISSED")
+    (row,) = [r for r in _rows([_FIXED, split]) if "split" in r[1]]
+    assert "(1.5x the floor)" in str(row[1])
+    assert row[2:7] == (90.0, 60.0, 1.5, "", "")
 
 
 def test_relay_flush_prints_a_line_per_gap() -> None:
