@@ -73,7 +73,7 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
                         "CPU us / delivered msg (all procs)",
                         h["cpu_us_per_msg"], cross_floor, r, "<= 2x floor",
                         _verdict(None if r is None else r <= 2)))
-            split = cross.get("split_floor")  # since 2026-12-06, afternoon
+            split = cross.get("split_floor")  # since 2026-12-06, around noon
             if split:
                 s_cpu = split["cpu_us_per_msg"]
                 out.append((f"cross node, {cross['rooms']} rooms, 2 nodes + Redis",

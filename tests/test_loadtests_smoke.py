@@ -110,7 +110,8 @@ def test_a_pairing_through_a_node_is_set_against_the_floors_cost_of_its_frames()
 
 def test_cross_node_is_set_against_its_own_floor_windows_when_it_has_them() -> None:
     """The cross-node line's ratio is to the floor windows measured beside it; a line
-    from before they were (no "floor") is still set against the same-node floor."""
+    from before they were (no "floor") is still set against the same-node floor. The
+    split floor, where a line has it, adds a row and leaves the verdict as it was."""
     cross = {"scenario": "cross_node", "available": True, "rooms": 1000,
              "hearth": {**_SIDE, "cpu_us_per_msg": 90.0}}
 
