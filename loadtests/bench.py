@@ -36,10 +36,10 @@ from procs import Pinned, PinnedRedis, core_contention, pin_self, raise_nofile
 from relay import (
     Recorder,
     Rooms,
+    alternating,
     floor_rooms,
     hearth_rooms,
     measure,
-    median_of,
     ms,
     percentile,
 )
@@ -171,13 +171,9 @@ async def relay_scenarios(plan: Plan, results: list[dict[str, Any]],
         h_fixed: dict[str, Any] = {"cpu_us_per_msg": None}
         f_fixed: dict[str, Any] = {"cpu_us_per_msg": None}
         if "fixed" in parts:
-            h_runs, f_runs = [], []
-            for _ in range(plan.repeat):  # interleaved, so drift in the machine's load hits both
-                h_runs.append(await measure([hearth.pid], h_rooms.senders, recorder, rate,
-                                            plan.fixed_s, plan.drain_s))
-                f_runs.append(await measure([floor.pid], f_rooms.senders, recorder, rate,
-                                            plan.fixed_s, plan.drain_s))
-            h_fixed, f_fixed = median_of(h_runs), median_of(f_runs)
+            h_fixed, f_fixed = await alternating(
+                [([hearth.pid], h_rooms), ([floor.pid], f_rooms)], recorder, rate,
+                plan.repeat, plan.fixed_s, plan.drain_s)
             emit(results, "same_node_fixed", rooms=plan.rooms, hearth=h_fixed, floor=f_fixed,
                  match_p50_ms=ms(percentile(h_rooms.match_lat_ns, 0.5)),
                  match_p99_ms=ms(percentile(h_rooms.match_lat_ns, 0.99)),

@@ -274,6 +274,20 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+async def alternating(sides: Sequence[tuple[list[int], Rooms]], recorder: Recorder,
+                      rate: float, repeat: int, seconds: float,
+                      drain_s: float) -> list[dict[str, Any]]:
+    """``repeat`` rounds of one :func:`measure` window of each side in turn (the
+    processes whose CPU counts, and their rooms), so that drift in the machine's load
+    hits every side alike; each side's :func:`median_of`, in order."""
+    runs: list[list[dict[str, Any]]] = [[] for _ in sides]
+    for _ in range(repeat):
+        for side_runs, (pids, rooms) in zip(runs, sides, strict=True):
+            side_runs.append(await measure(pids, rooms.senders, recorder, rate, seconds,
+                                           drain_s))
+    return [median_of(r) for r in runs]
+
+
 async def paced(senders: Sequence[Sender], rate: float, seconds: float) -> int:
     """Send ``rate`` messages a second for ``seconds``, round-robin over the senders.
     Open loop: a late tick catches up, it does not lower the rate. Returns the count."""

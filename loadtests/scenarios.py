@@ -14,6 +14,7 @@ from relay import (
     Recorder,
     Rooms,
     Sender,
+    alternating,
     floor_rooms,
     gather_limited,
     hearth_listener,
@@ -22,7 +23,6 @@ from relay import (
     hearth_seeker,
     ignore,
     measure,
-    median_of,
     ms,
     paced,
     percentile,
@@ -391,18 +391,14 @@ async def cross_node(redis: PinnedRedis, plan: PlanLike,
         recorder = Recorder()
         for r in (rooms, f_rooms, s_rooms):
             r.listen(recorder)
-        h_runs, f_runs, s_runs = [], [], []
-        for _ in range(plan.repeat):
-            h_runs.append(await measure([a.pid, b.pid, redis.pid], rooms.senders, recorder,
-                                        n_rooms * 2, plan.fixed_s, plan.drain_s))
-            f_runs.append(await measure([floor.pid], f_rooms.senders, recorder, n_rooms * 2,
-                                        plan.fixed_s, plan.drain_s))
-            s_runs.append(await measure([p.pid for p in split], s_rooms.senders, recorder,
-                                        n_rooms * 2, plan.fixed_s, plan.drain_s))
+        hearth, floor_side, split_side = await alternating(
+            [([a.pid, b.pid, redis.pid], rooms), ([floor.pid], f_rooms),
+             ([p.pid for p in split], s_rooms)],
+            recorder, n_rooms * 2, plan.repeat, plan.fixed_s, plan.drain_s)
         for r in (rooms, f_rooms, s_rooms):
             r.close()
-        return {"available": True, "rooms": n_rooms, "hearth": median_of(h_runs),
-                "floor": median_of(f_runs), "split_floor": median_of(s_runs),
+        return {"available": True, "rooms": n_rooms, "hearth": hearth, "floor": floor_side,
+                "split_floor": split_side,
                 "match_p99_ms": ms(percentile(rooms.match_lat_ns, 0.99))}
     finally:
         for p in floors:
