@@ -413,11 +413,11 @@ class RedisMatcher(Matcher):
                 raise
 
     def _evalsha(self, unit: list[_Call]) -> tuple[Any, ...]:
-        first = unit[0]
+        first, sha = unit[0], self._scripts[_script(unit)].sha
         if len(unit) == 1:
-            return ("EVALSHA", self._scripts[first.name].sha, 0, *first.args)
+            return ("EVALSHA", sha, 0, *first.args)
         # One now for all (the first call's): the batch runs at one instant.
-        args: list[Any] = ["EVALSHA", self._scripts["batch"].sha, 0, *first.args[:_COMMON]]
+        args: list[Any] = ["EVALSHA", sha, 0, *first.args[:_COMMON]]
         for call in unit:
             args += [call.name, str(len(call.args) - _COMMON), *call.args[_COMMON:]]
         return tuple(args)
