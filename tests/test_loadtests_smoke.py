@@ -34,6 +34,10 @@ def test_bench_quick_prints_a_line_per_scenario_and_a_table(tmp_path: Path) -> N
     assert len(split["cpu_us_per_msg_each"]) == 2, split
     # Context switches a second, [voluntary, involuntary], of each node and of Redis.
     assert len(cross["hearth"]["switches_per_s_each"]) == 3, cross
+    # The paced matching phase counts what it asked and how much of it went out late.
+    (match,) = [json.loads(line) for line in out.read_text().splitlines()
+                if json.loads(line)["scenario"] == "matching_redis_server"]
+    assert match["paced_requests"] > 0 and 0 <= match["paced_late"] <= match["paced_requests"]
     assert "| scenario" in run.stdout
 
 
@@ -106,6 +110,27 @@ def test_a_pairing_through_a_node_is_set_against_the_floors_cost_of_its_frames()
     (row,) = [r for r in _rows([_FIXED, server]) if r[1].startswith("node CPU us / pairing")]
     assert row[2:5] == (220.0, 200.0, 1.1)
     assert [r[2] for r in _rows([_FIXED, server]) if r[1].startswith("Redis CPU")] == [80.0]
+
+
+def test_the_paced_matching_row_says_how_many_requests_went_out_late() -> None:
+    """A paced request whose seeker was still busy with the last one goes out late;
+    the row says how many did, beside the rate it got (a line from before they were
+    counted has neither)."""
+    server = {"scenario": "matching_redis_server", "pairs_per_s": 2500, "server_cpu_pct": 55.0,
+              "redis_cpu_pct": 20.0, "match_p50_ms": 9.0, "match_p99_ms": 20.0,
+              "paced_rate": 3000, "paced_pairs_per_s": 2400, "paced_p50_ms": 8.0,
+              "paced_p99_ms": 19.0}
+
+    def paced_row(line: dict[str, object]) -> tuple[object, ...]:
+        (row,) = [r for r in _rows([line]) if r[1].startswith("match p50 / p99 ms at")]
+        return row
+
+    assert paced_row(server)[1] == "match p50 / p99 ms at 3000 pairs/s (got 2400)"
+    late = {**server, "paced_seekers": 150, "paced_late": 37, "paced_requests": 12000}
+    row = paced_row(late)
+    assert row[1] == ("match p50 / p99 ms at 3000 pairs/s (got 2400; 150 seekers, "
+                      "37 of 12000 requests late)")
+    assert row[2] == "8.0 / 19.0" and row[6] == "MISSED"
 
 
 def test_cross_node_is_set_against_its_own_floor_windows_when_it_has_them() -> None:
