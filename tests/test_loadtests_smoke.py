@@ -65,6 +65,23 @@ def test_redis_calls_prints_each_kind_of_call() -> None:
                    for line in lines), run.stdout
 
 
+def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
+    """pairing_rates.py starts its own redis-server and node, and prints for each rate
+    and for the closed loop the pairs it got, their cost and the Redis commands."""
+    run = subprocess.run(
+        [sys.executable, "loadtests/pairing_rates.py", "--rates", "20,40", "--seconds", "0.5",
+         "--seekers", "6", "--listeners", "2", "--closed", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.splitlines()
+    costs = [line for line in lines if "us/pairing" in line]
+    assert [line.split()[0] for line in costs] == ["20", "40", "closed"], run.stdout
+    for line in costs:
+        assert int(line.split("pairs/s")[0].split()[-1]) > 0, line
+    commands = [line for line in lines if "Redis commands a pairing:" in line]
+    assert len(commands) == 3 and all("evalsha" in line for line in commands), run.stdout
+
+
 def _rows(lines: list[dict[str, object]]) -> list[tuple[object, ...]]:
     """The bench table's rows (report.rows) for these JSON lines."""
     sys.path.insert(0, str(ROOT / "loadtests"))

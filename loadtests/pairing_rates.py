@@ -1,0 +1,123 @@
+"""What a pairing through one node on Redis costs, by the rate requests arrive at.
+
+    python loadtests/pairing_rates.py [--rates 500,1000,2000,3000] [--seconds 4]
+
+Starts its own redis-server and one Hearth node with ``--redis``, both pinned
+to the server core (as bench.py does), connects ``--listeners`` listeners of
+capacity 5 and ``--seekers`` seekers from the load core, then for each rate
+runs an open loop: every seeker asks every seekers / rate seconds, their
+phases spread evenly, leaves as soon as it is matched and waits for
+``ended``. For each rate it prints the pairs a second it got, the node's and
+Redis's share of the core and their CPU microseconds a pairing, the match
+latency p50 / p99 (from when each request was due), and the Redis commands a
+pairing (``INFO commandstats``, reset before each rate; the commands inside
+the Lua scripts are counted too). Then the closed loop of bench.py (the
+first ``--closed`` seekers, each asking again at once) for comparison, where
+requests come in bursts and the node batches its Redis calls.
+
+Measured on 2026-12-06 (docs/performance.md, "Where the time goes now"): a
+pairing cost the node 3-5 times as much at 500 a second as in the closed
+loop. Timings are printed, never judged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from procs import Pinned, PinnedRedis, cpu_seconds, pin_self, raise_nofile
+from relay import gather_limited, hearth_listener, hearth_match, hearth_seeker, ignore, percentile
+from wsclient import WSClient
+
+CAPACITY = 5
+
+
+async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
+                rate: float | None, seconds: float) -> str:
+    """One window: an open loop at ``rate`` pairings a second, or with ``rate``
+    None a closed loop; one line of what it cost."""
+    client = aioredis.Redis.from_url(redis.url)
+    await client.config_resetstat()
+    lat: list[float] = []
+    n = len(seekers)
+
+    async def seeker(s: WSClient, k: int, t0: float, deadline: float) -> None:
+        interval = n / rate if rate else 0.0
+        due = t0 + interval * k / n
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            start = due if rate else time.perf_counter()
+            matched, _ = await hearth_match(s, timeout=10)
+            lat.append(time.perf_counter() - start)
+            s.send_json({"type": "leave", "room": matched["room"]})
+            await s.expect("ended", 10)
+            due += interval
+
+    pids = [server.pid, redis.pid]
+    cpu0 = [cpu_seconds(p) for p in pids]
+    t0 = time.perf_counter()
+    await asyncio.gather(*(seeker(s, k, t0, t0 + seconds) for k, s in enumerate(seekers)))
+    wall = time.perf_counter() - t0
+    node, db = (cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True))
+    stats: dict[str, Any] = await client.info("commandstats")
+    await client.aclose()
+    pairs = max(1, len(lat))
+    commands = sorted(((k.removeprefix("cmdstat_"), v["calls"] / pairs)
+                       for k, v in stats.items()), key=lambda kv: -kv[1])
+    p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
+    label = f"{rate:.0f} a second" if rate else f"closed loop, {n} seekers"
+    return (f"{label:26} {len(lat) / wall:6.0f} pairs/s  node {100 * node / wall:3.0f} % "
+            f"{1e6 * node / pairs:5.0f} us/pairing  Redis {100 * db / wall:3.0f} % "
+            f"{1e6 * db / pairs:5.0f} us/pairing  match p50 / p99 "
+            f"{1e3 * (p50 or 0):.1f} / {1e3 * (p99 or 0):.1f} ms\n"
+            f"{'':26} Redis commands a pairing: "
+            + ", ".join(f"{name} {calls:.2f}" for name, calls in commands if calls >= 0.05))
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    pin_self()
+    raise_nofile()
+    redis = PinnedRedis()
+    redis.start()
+    server = Pinned("--rate", "1000/1", "--redis", redis.url)
+    clients: list[WSClient] = []
+    try:
+        server.start()
+        token = server.token("listener", "rates", 1)
+        for i in range(args.listeners):
+            listener = await hearth_listener(server.port, token, f"R{i}", CAPACITY)
+            listener.on_frame = ignore
+            clients.append(listener)
+        seekers = await gather_limited([lambda: hearth_seeker(server.port)] * args.seekers, 50)
+        clients += seekers
+        for rate in args.rates:
+            print(await phase(server, redis, seekers, rate, args.seconds), flush=True)
+        print(await phase(server, redis, seekers[:args.closed], None, args.seconds), flush=True)
+    finally:
+        for c in clients:
+            c.abort()
+        server.stop()
+        redis.stop()
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rates", type=lambda v: [float(r) for r in v.split(",")],
+                   default=[500.0, 1000.0, 2000.0, 3000.0],
+                   help="pairings a second, comma-separated")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each window")
+    p.add_argument("--seekers", type=int, default=150)
+    p.add_argument("--listeners", type=int, default=40, help=f"of capacity {CAPACITY} each")
+    p.add_argument("--closed", type=int, default=50, help="seekers in the closed loop")
+    args = p.parse_args()
+    if args.listeners * CAPACITY < args.seekers:
+        p.error("--listeners x 5 must hold every seeker at once")
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
