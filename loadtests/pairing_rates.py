@@ -29,7 +29,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from procs import Pinned, PinnedRedis, cpu_seconds, pin_self, raise_nofile
-from relay import gather_limited, hearth_listener, hearth_match, hearth_seeker, ignore, percentile
+from relay import (
+    gather_limited,
+    hearth_listener,
+    hearth_seeker,
+    ignore,
+    match_and_leave,
+    percentile,
+)
 from wsclient import WSClient
 
 CAPACITY = 5
@@ -41,7 +48,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
     None a closed loop; one line of what it cost."""
     client = aioredis.Redis.from_url(redis.url)
     await client.config_resetstat()
-    lat: list[float] = []
+    lat: list[int] = []
     n = len(seekers)
 
     async def seeker(s: WSClient, k: int, t0: float, deadline: float) -> None:
@@ -49,11 +56,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
         due = t0 + interval * k / n
         while time.perf_counter() < deadline:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            start = due if rate else time.perf_counter()
-            matched, _ = await hearth_match(s, timeout=10)
-            lat.append(time.perf_counter() - start)
-            s.send_json({"type": "leave", "room": matched["room"]})
-            await s.expect("ended", 10)
+            lat.append(await match_and_leave(s, 10, due if rate else None))
             due += interval
 
     pids = [server.pid, redis.pid]
@@ -72,7 +75,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
     return (f"{label:26} {len(lat) / wall:6.0f} pairs/s  node {100 * node / wall:3.0f} % "
             f"{1e6 * node / pairs:5.0f} us/pairing  Redis {100 * db / wall:3.0f} % "
             f"{1e6 * db / pairs:5.0f} us/pairing  match p50 / p99 "
-            f"{1e3 * (p50 or 0):.1f} / {1e3 * (p99 or 0):.1f} ms\n"
+            f"{(p50 or 0) / 1e6:.1f} / {(p99 or 0) / 1e6:.1f} ms\n"
             f"{'':26} Redis commands a pairing: "
             + ", ".join(f"{name} {calls:.2f}" for name, calls in commands if calls >= 0.05))
 

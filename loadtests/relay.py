@@ -136,6 +136,19 @@ async def hearth_match(seeker: WSClient, topic: str | None = None,
     return matched, now_ns() - t0
 
 
+async def match_and_leave(seeker: WSClient, timeout: float, due: float | None = None) -> int:
+    """One pairing of a seeker who leaves at once (``request``, ``matched``, ``leave``,
+    ``ended``); the match latency in ns. With ``due`` (a ``time.perf_counter()`` time)
+    it counts from then if the request went out later: a late request waited too.
+    TimeoutError, before leaving, if no match came within ``timeout`` s."""
+    matched, took = await hearth_match(seeker, timeout=timeout)
+    if due is not None:
+        took = max(took, int((time.perf_counter() - due) * 1e9))
+    seeker.send_json({"type": "leave", "room": matched["room"]})
+    await seeker.expect("ended", 10)
+    return took
+
+
 async def hearth_rooms(seeker_port: int, listener_port: int, token: str, n_rooms: int, *,
                        capacity: int = 5, batch: int = 20, tag: str = "L",
                        topic: str | None = None) -> Rooms:

@@ -22,6 +22,7 @@ from relay import (
     hearth_rooms,
     hearth_seeker,
     ignore,
+    match_and_leave,
     measure,
     ms,
     paced,
@@ -285,17 +286,13 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
                     await asyncio.sleep(max(0.0, wait))
                     requests += 1
                 try:
-                    matched, took = await hearth_match(s, timeout=5)
+                    took = await match_and_leave(s, 5, due if interval is not None else None)
                 except TimeoutError:  # counted and reported, not fatal
                     timeouts += 1
                     s.send_json({"type": "cancel"})
                     continue
-                if interval is not None:  # from when it was due: a late request waited too
-                    took = max(took, int((time.perf_counter() - due) * 1e9))
                 lat.append(took)
                 pairs += 1
-                s.send_json({"type": "leave", "room": matched["room"]})
-                await s.expect("ended", 10)
 
         # Closed loop: every seeker asks again as soon as its room ended, so this
         # finds the most pairs per second; its latency is then seekers / rate
