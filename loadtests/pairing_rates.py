@@ -17,7 +17,10 @@ requests come in bursts and the node batches its Redis calls.
 
 Measured on 2026-12-06 (docs/performance.md, "Where the time goes now"): a
 pairing cost the node 3-5 times as much at 500 a second as in the closed
-loop. Timings are printed, never judged.
+loop. That CPU follows what the core has spare (a busy loop beside the server
+nearly halved it at 2,000 a second): below capacity it says how small the
+node's batches could be, not what a pairing needs; the closed loop's pairs a
+second are the capacity. Timings are printed, never judged.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ def main() -> int:
     p.add_argument("--closed", type=int, default=50, help="seekers in the closed loop")
     args = p.parse_args()
     if args.listeners * CAPACITY < args.seekers:
-        p.error("--listeners x 5 must hold every seeker at once")
+        p.error(f"--listeners x {CAPACITY} must hold every seeker at once")
     return asyncio.run(main_async(args))
 
 
