@@ -9,9 +9,11 @@ runs an open loop: every seeker asks every seekers / rate seconds, their
 phases spread evenly, leaves as soon as it is matched and waits for
 ``ended``. For each rate it prints the pairs a second it got, the node's and
 Redis's share of the core and their CPU microseconds a pairing, the match
-latency p50 / p99 (from when each request was due), and the Redis commands a
+latency p50 / p99 (from when each request was due), the Redis commands a
 pairing (``INFO commandstats``, reset before each rate; the commands inside
-the Lua scripts are counted too). Then the closed loop of bench.py (the
+the Lua scripts are counted too) and Redis's reads from its clients a pairing
+(``total_reads_processed``: about one a round trip, as a client waits for each
+reply before it writes again). Then the closed loop of bench.py (the
 first ``--closed`` seekers, each asking again at once) for comparison, where
 requests come in bursts and the node batches its Redis calls.
 
@@ -51,6 +53,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
     None a closed loop; one line of what it cost."""
     client = aioredis.Redis.from_url(redis.url)
     await client.config_resetstat()
+    reads0 = (await client.info("stats"))["total_reads_processed"]
     lat: list[int] = []
     n = len(seekers)
 
@@ -69,6 +72,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
     wall = time.perf_counter() - t0
     node, db = (cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True))
     stats: dict[str, Any] = await client.info("commandstats")
+    reads = (await client.info("stats"))["total_reads_processed"] - reads0
     await client.aclose()
     pairs = max(1, len(lat))
     commands = sorted(((k.removeprefix("cmdstat_"), v["calls"] / pairs)
@@ -79,7 +83,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
             f"{1e6 * node / pairs:5.0f} us/pairing  Redis {100 * db / wall:3.0f} % "
             f"{1e6 * db / pairs:5.0f} us/pairing  match p50 / p99 "
             f"{(p50 or 0) / 1e6:.1f} / {(p99 or 0) / 1e6:.1f} ms\n"
-            f"{'':26} Redis commands a pairing: "
+            f"{'':26} Redis reads a pairing {reads / pairs:.2f}; commands a pairing: "
             + ", ".join(f"{name} {calls:.2f}" for name, calls in commands if calls >= 0.05))
 
 
