@@ -13,7 +13,9 @@ latency p50 / p99 (from when each request was due), the Redis commands a
 pairing (``INFO commandstats``, reset before each rate; the commands inside
 the Lua scripts are counted too) and Redis's reads from its clients a pairing
 (``total_reads_processed``: about one a round trip, as a client waits for each
-reply before it writes again). Then the closed loop of bench.py (the
+reply before it writes again), the requests sent late (``relay.LATE_S``) and
+the matches that did not come within 10 s (counted, cancelled). Each seeker's
+loop is the bench's (``relay.pair_until``). Then the closed loop of bench.py (the
 first ``--closed`` seekers, each asking again at once) for comparison, where
 requests come in bursts and the node batches its Redis calls.
 
@@ -35,11 +37,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from procs import Pinned, PinnedRedis, cpu_seconds, pin_self, raise_nofile
 from relay import (
+    Pairings,
     gather_limited,
     hearth_listener,
     hearth_seeker,
     ignore,
-    match_and_leave,
+    pair_until,
     percentile,
 )
 from wsclient import WSClient
@@ -54,22 +57,18 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
     client = aioredis.Redis.from_url(redis.url)
     await client.config_resetstat()
     reads0 = (await client.info("stats"))["total_reads_processed"]
-    lat: list[int] = []
+    tally = Pairings()
     n = len(seekers)
-
-    async def seeker(s: WSClient, k: int, t0: float, deadline: float) -> None:
-        interval = n / rate if rate else 0.0
-        due = t0 + interval * k / n
-        while time.perf_counter() < deadline:
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            lat.append(await match_and_leave(s, 10, due if rate else None))
-            due += interval
-
+    interval = n / rate if rate else None
     pids = [server.pid, redis.pid]
     cpu0 = [cpu_seconds(p) for p in pids]
     t0 = time.perf_counter()
-    await asyncio.gather(*(seeker(s, k, t0, t0 + seconds) for k, s in enumerate(seekers)))
+    await asyncio.gather(*(
+        pair_until(s, t0 + seconds, tally, interval=interval,
+                   phase=interval * k / n if interval else 0.0, timeout=10)
+        for k, s in enumerate(seekers)))
     wall = time.perf_counter() - t0
+    lat = tally.lat_ns
     node, db = (cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True))
     stats: dict[str, Any] = await client.info("commandstats")
     reads = (await client.info("stats"))["total_reads_processed"] - reads0
@@ -83,7 +82,9 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
             f"{1e6 * node / pairs:5.0f} us/pairing  Redis {100 * db / wall:3.0f} % "
             f"{1e6 * db / pairs:5.0f} us/pairing  match p50 / p99 "
             f"{(p50 or 0) / 1e6:.1f} / {(p99 or 0) / 1e6:.1f} ms\n"
-            f"{'':26} Redis reads a pairing {reads / pairs:.2f}; commands a pairing: "
+            f"{'':26} Redis reads a pairing {reads / pairs:.2f}; "
+            + (f"{tally.late} of {tally.requests} requests late; " if rate else "")
+            + f"{tally.timeouts} timeouts; commands a pairing: "
             + ", ".join(f"{name} {calls:.2f}" for name, calls in commands if calls >= 0.05))
 
 

@@ -149,6 +149,50 @@ async def match_and_leave(seeker: WSClient, timeout: float, due: float | None = 
     return took
 
 
+LATE_S = 0.002  # a paced request sent this long after it was due is counted as late
+
+
+@dataclass
+class Pairings:
+    """What seekers pairing again and again (:func:`pair_until`) counted."""
+
+    lat_ns: list[int] = field(default_factory=list)  # one a pairing (match_and_leave)
+    requests: int = 0  # paced requests sent
+    late: int = 0  # of those, sent more than LATE_S after they were due
+    timeouts: int = 0
+
+
+async def pair_until(seeker: WSClient, deadline: float, tally: Pairings, *,
+                     interval: float | None = None, phase: float = 0.0,
+                     timeout: float = 5.0) -> None:
+    """One seeker asking for a listener and leaving at once (:func:`match_and_leave`)
+    until ``deadline`` (a ``time.perf_counter()`` time).
+
+    Without ``interval`` a closed loop: it asks again as soon as its room ended.
+    With it an open loop: its requests are due ``interval`` s apart, the first
+    ``phase`` s from now, whatever the answers take; each latency counts from when
+    its request was due, and a request sent over ``LATE_S`` after that is counted
+    late (its last cycle ran past this one's start). A match that does not come
+    within ``timeout`` s is counted, the request cancelled, and the loop goes on."""
+    paced = interval is not None
+    due = time.perf_counter() + phase - (interval or 0.0)
+    while time.perf_counter() < deadline:
+        if interval is not None:
+            due += interval
+            wait = due - time.perf_counter()
+            if wait < -LATE_S:
+                tally.late += 1
+            await asyncio.sleep(max(0.0, wait))
+            tally.requests += 1
+        try:
+            took = await match_and_leave(seeker, timeout, due if paced else None)
+        except TimeoutError:
+            tally.timeouts += 1
+            seeker.send_json({"type": "cancel"})
+            continue
+        tally.lat_ns.append(took)
+
+
 async def hearth_rooms(seeker_port: int, listener_port: int, token: str, n_rooms: int, *,
                        capacity: int = 5, batch: int = 20, tag: str = "L",
                        topic: str | None = None) -> Rooms:

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from procs import Pinned, PinnedRedis, cpu_seconds, rss_bytes
 from relay import (
+    Pairings,
     Recorder,
     Rooms,
     Sender,
@@ -22,10 +23,10 @@ from relay import (
     hearth_rooms,
     hearth_seeker,
     ignore,
-    match_and_leave,
     measure,
     ms,
     paced,
+    pair_until,
     percentile,
     split_floor_rooms,
 )
@@ -191,7 +192,6 @@ PACED_PAIRS_S = 3000  # the paced phase of matching_server: the target's rate
 # waits for one: PACED_LISTENERS x capacity 5 >= PACED_SEEKERS.
 PACED_SEEKERS = 150
 PACED_LISTENERS = 40
-LATE_S = 0.002  # a paced request sent this long after it was due is counted as late
 CLIENT_BOUND_PCT = 95  # the load's own core this busy: the figure is the client's limit
 
 
@@ -260,8 +260,7 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
         PACED_SEEKERS, PACED_LISTENERS)
     server = Pinned(*hearth_args, "--redis", redis.url).start()
     clients: list[WSClient] = []
-    lat: list[int] = []
-    pairs = timeouts = 0
+    closed, even = Pairings(), Pairings()
     try:
         token = server.token("listener", "bench", 1)
         listeners = [await hearth_listener(server.port, token, f"M{i}", 5)
@@ -271,28 +270,6 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
         pool = await gather_limited([lambda: hearth_seeker(server.port)] * n_paced, 50)
         seekers = pool[:n_seekers]
         clients = listeners + pool
-        late = requests = 0  # of the paced phase
-
-        async def seeker_loop(s: WSClient, deadline: float, lat: list[int],
-                              interval: float | None, phase: float = 0.0) -> None:
-            nonlocal pairs, timeouts, late, requests
-            due = time.perf_counter() + phase - (interval or 0.0)
-            while time.perf_counter() < deadline:
-                if interval is not None:  # paced: this seeker's next request is due then
-                    due += interval
-                    wait = due - time.perf_counter()
-                    if wait < -LATE_S:  # its last cycle ran past this one's start
-                        late += 1
-                    await asyncio.sleep(max(0.0, wait))
-                    requests += 1
-                try:
-                    took = await match_and_leave(s, 5, due if interval is not None else None)
-                except TimeoutError:  # counted and reported, not fatal
-                    timeouts += 1
-                    s.send_json({"type": "cancel"})
-                    continue
-                lat.append(took)
-                pairs += 1
 
         # Closed loop: every seeker asks again as soon as its room ended, so this
         # finds the most pairs per second; its latency is then seekers / rate
@@ -301,10 +278,9 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
         cpu0 = [cpu_seconds(p) for p in pids]
         t0 = time.perf_counter()
         deadline = t0 + plan.match_s
-        await asyncio.gather(*(seeker_loop(s, deadline, lat, None) for s in seekers))
+        await asyncio.gather(*(pair_until(s, deadline, closed) for s in seekers))
         wall = time.perf_counter() - t0
         cpu = [cpu_seconds(p) - c for p, c in zip(pids, cpu0, strict=True)]
-        closed_pairs = pairs
         # Paced: PACED_SEEKERS seekers at PACED_PAIRS_S in all, for the match latency
         # at that rate (the target's "p99 <= 10 ms with 3,000 pairs/s"). Each seeker
         # asks once every n_paced / rate seconds, their phases spread evenly over that
@@ -316,14 +292,12 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
             extra = await hearth_listener(server.port, token, f"M{i}", 5)
             extra.on_frame = ignore
             clients.append(extra)
-        pairs = 0
-        paced_lat: list[int] = []
         rate = PACED_PAIRS_S if not quick else 20
         interval = n_paced / rate
         t1 = time.perf_counter()
         deadline = t1 + plan.match_s
-        await asyncio.gather(*(seeker_loop(s, deadline, paced_lat, interval,
-                                           interval * k / n_paced)
+        await asyncio.gather(*(pair_until(s, deadline, even, interval=interval,
+                                          phase=interval * k / n_paced)
                                for k, s in enumerate(pool)))
         paced_wall = time.perf_counter() - t1
     finally:
@@ -332,19 +306,20 @@ async def matching_server(redis: PinnedRedis, plan: PlanLike,
         server.stop()
     return {
         "measured": "one Hearth node with --redis: request -> matched -> leave, over WebSockets",
-        "seekers": n_seekers, "listeners": n_listeners, "pairs": closed_pairs,
-        "match_timeouts_5s": timeouts,
-        "pairs_per_s": round(closed_pairs / wall), "match_p50_ms": ms(percentile(lat, 0.5)),
-        "match_p99_ms": ms(percentile(lat, 0.99)),
+        "seekers": n_seekers, "listeners": n_listeners, "pairs": len(closed.lat_ns),
+        "match_timeouts_5s": closed.timeouts + even.timeouts,
+        "pairs_per_s": round(len(closed.lat_ns) / wall),
+        "match_p50_ms": ms(percentile(closed.lat_ns, 0.5)),
+        "match_p99_ms": ms(percentile(closed.lat_ns, 0.99)),
         "server_cpu_pct": round(100 * cpu[0] / wall, 1),
         "redis_cpu_pct": round(100 * cpu[1] / wall, 1),
         "client_cpu_pct": round(100 * cpu[2] / wall, 1),
         "client_bound": 100 * cpu[2] / wall >= CLIENT_BOUND_PCT,
         "paced_rate": rate, "paced_seekers": n_paced, "paced_listeners": n_paced_listeners,
-        "paced_pairs_per_s": round(pairs / paced_wall), "paced_late": late,
-        "paced_requests": requests,
-        "paced_p50_ms": ms(percentile(paced_lat, 0.5)),
-        "paced_p99_ms": ms(percentile(paced_lat, 0.99)),
+        "paced_pairs_per_s": round(len(even.lat_ns) / paced_wall), "paced_late": even.late,
+        "paced_requests": even.requests,
+        "paced_p50_ms": ms(percentile(even.lat_ns, 0.5)),
+        "paced_p99_ms": ms(percentile(even.lat_ns, 0.99)),
     }
 
 

@@ -84,6 +84,9 @@ def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
     # rates alone, as the seekers ask one at a time.
     reads = [float(line.split("Redis reads a pairing ")[1].split(";")[0]) for line in commands]
     assert all(r >= 1 for r in reads[:2]), run.stdout
+    # The seekers' loop (relay.pair_until) counts what it sent and what timed out.
+    assert all(" requests late; 0 timeouts;" in line for line in commands[:2]), run.stdout
+    assert "0 timeouts;" in commands[2] and "late" not in commands[2], run.stdout
 
 
 def _rows(lines: list[dict[str, object]]) -> list[tuple[object, ...]]:
