@@ -174,7 +174,6 @@ async def pair_until(seeker: WSClient, deadline: float, tally: Pairings, *,
     its request was due, and a request sent over ``LATE_S`` after that is counted
     late (its last cycle ran past this one's start). A match that does not come
     within ``timeout`` s is counted, the request cancelled, and the loop goes on."""
-    paced = interval is not None
     due = time.perf_counter() + phase - (interval or 0.0)
     while time.perf_counter() < deadline:
         if interval is not None:
@@ -185,7 +184,8 @@ async def pair_until(seeker: WSClient, deadline: float, tally: Pairings, *,
             await asyncio.sleep(max(0.0, wait))
             tally.requests += 1
         try:
-            took = await match_and_leave(seeker, timeout, due if paced else None)
+            took = await match_and_leave(seeker, timeout,
+                                         due if interval is not None else None)
         except TimeoutError:
             tally.timeouts += 1
             seeker.send_json({"type": "cancel"})
