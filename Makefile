@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml setup.py
 
 # The hot modules compiled with mypyc (setup.py), again whenever a source of either
 # package changed: a compiled module older than its package's sources is not used
-# (matching/native.py). About a minute on two cores; it needs gcc and
+# (matching/native.py). One to two minutes on two cores; it needs gcc and
 # Python's headers.
 $(NATIVE): $(STAMP) setup.py $(wildcard chatserver/*.py matching/*.py)
 	rm -f chatserver/*.so matching/*.so
