@@ -18,6 +18,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.types import Send
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
 
 from .protocol import CloseCode, ErrorCode, FrameError, Outgoing
 
@@ -75,6 +77,35 @@ class Limits:
         return not self.strikes.allow(now)
 
 
+_OPEN = State.OPEN
+# What a direct write reads of uvicorn's protocol (websockets-sansio, uvicorn >= 0.35).
+_DIRECT_NEEDS = ("transport", "conn", "writable", "disconnected", "close_sent")
+
+
+def direct_protocol(send: Send) -> Any:
+    """uvicorn's websockets-sansio protocol behind the server's ``send``, if frames can
+    be written to its transport directly (:meth:`Connection.push`), else None.
+
+    uvicorn's send runs a frame through websockets' sans-I/O ``Protocol`` (a
+    ``Frame`` built and checked, serialised into a ``BytesIO``, a list to join)
+    for every member it goes to, all of it interpreted: ~1.3 us a frame warm in
+    timeit against ~0.2 for the finished frame written at once. The frame a
+    server sends with no extension is only a header and the payload, and
+    uvicorn writes what websockets makes at once, so writing it directly, while
+    the connection is open and writable, puts the same bytes on the wire in the
+    same order. Anything else (another server or version, an extension
+    negotiated, uvicorn's trace logging wrapping ``send``) gets None: every frame
+    then goes through ``send``."""
+    proto = getattr(send, "__self__", None)
+    if not isinstance(proto, WebSocketsSansIOProtocol):
+        return None
+    if not all(hasattr(proto, name) for name in _DIRECT_NEEDS):
+        return None
+    if getattr(proto.conn, "extensions", None) != [] or not hasattr(proto.conn, "writes"):
+        return None
+    return proto
+
+
 def _message(item: str | bytes) -> dict[str, Any]:
     if isinstance(item, str):
         return {"type": "websocket.send", "text": item}
@@ -117,6 +148,8 @@ class Connection:
 
     def __init__(self, send: Send, *, msgpack_binary: bool, outbox: int) -> None:
         self._send = send
+        self._direct = direct_protocol(send)  # frames written to its transport directly
+        self.direct_writes = 0  # how many (tests look)
         self.msgpack_binary = msgpack_binary
         self._limit = outbox
         self._outbox: deque[str | bytes | CloseCode] = deque()
@@ -141,8 +174,23 @@ class Connection:
         if self.closed:
             return
         binary = self.msgpack_binary
+        idle = self._wakeup is not None and not self._outbox  # the writer waits
+        proto = self._direct
+        if idle and proto is not None:
+            ws = proto.conn
+            # Open, writable, nothing of websockets' own unwritten (uvicorn writes it
+            # at once): the bytes uvicorn's send would write, written directly.
+            if (ws.state is _OPEN and not ws.writes and proto.writable.is_set()
+                    and not proto.close_sent and not proto.disconnected):
+                try:
+                    proto.transport.write(out.wire(binary))
+                except Exception:  # the peer went away; the reader sees the disconnect
+                    self.closed = self.gone = True
+                    return
+                self.direct_writes += 1
+                return
         item = out.encoded(True) if binary else out.json()
-        if self._wakeup is not None and not self._outbox:  # the writer is idle
+        if idle:
             # _message written out, and _step's one step taken with next() (below):
             # this runs for every frame delivered.
             coro = self._send({"type": "websocket.send", "bytes" if binary else "text": item})

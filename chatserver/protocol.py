@@ -453,12 +453,17 @@ class Outgoing:
     _frame: dict[str, Any] | None
     _json: str | None = field(default=None, repr=False)
     _msgpack: bytes | None = field(default=None, repr=False)
+    # The whole WebSocket frame, text and binary (:meth:`wire`).
+    _wire: bytes | None = field(default=None, repr=False)
+    _wire_binary: bytes | None = field(default=None, repr=False)
 
     def __init__(self, _frame: dict[str, Any] | None, _json: str | None = None,
                  _msgpack: bytes | None = None) -> None:
         self._frame = _frame
         self._json = _json
         self._msgpack = _msgpack
+        self._wire = None
+        self._wire_binary = None
 
     @classmethod
     def of_json(cls, text: str) -> Outgoing:
@@ -484,3 +489,35 @@ class Outgoing:
             assert self._frame is not None
             text = self._json = _encode_json(self._frame)
         return text
+
+    def wire(self, msgpack_binary: bool) -> bytes:
+        """The frame as a whole WebSocket frame from a server (final, unmasked, no
+        extension): a text frame of the JSON, or a binary one of the MessagePack,
+        made once for every member it is written to (``Connection.push``)."""
+        if msgpack_binary:
+            data = self._wire_binary
+            if data is None:
+                data = self._wire_binary = ws_frame(OPCODE_BINARY, self.encoded(True))
+            return data
+        data = self._wire
+        if data is None:
+            data = self._wire = ws_frame(OPCODE_TEXT, self.json().encode())
+        return data
+
+
+OPCODE_TEXT = 0x1
+OPCODE_BINARY = 0x2
+
+
+def ws_frame(opcode: int, payload: bytes | str) -> bytes:
+    """One final, unmasked WebSocket frame (RFC 6455, 5.2) carrying ``payload``: what a
+    server sends with no extension negotiated."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    n = len(data)
+    if n < 126:
+        head = bytes((0x80 | opcode, n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 126, n >> 8, n & 0xFF))
+    else:
+        head = bytes((0x80 | opcode, 127)) + n.to_bytes(8, "big")
+    return head + data
