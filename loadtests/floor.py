@@ -1,5 +1,6 @@
 """The floor: a bare Starlette WebSocket relay on the same uvicorn settings as
-Hearth (websockets-sansio, 32 KiB frames, no deflate; ``chatserver.cli.uvicorn_config``).
+Hearth (websockets-sansio, 32 KiB frames, no deflate; ``chatserver.cli.uvicorn_config``),
+with uvicorn's own protocol class: Hearth's reads the common frame itself (``chatserver.wsfast``).
 
 It does the least a chat relay can do: two connections that open ``/ws?pair=K``
 with the same ``K`` are paired, and every text frame one of them sends is sent,
@@ -75,7 +76,8 @@ def main() -> int:
     p.add_argument("--port", type=int, default=8200)
     args = p.parse_args()
     settings = Settings(host=args.host, port=args.port)
-    uvicorn.Server(uvicorn_config(create_app(), settings)).run()
+    # uvicorn's own websockets-sansio protocol, not Hearth's reader of it (chatserver.wsfast)
+    uvicorn.Server(uvicorn_config(create_app(), settings, ws="websockets-sansio")).run()
     return 0
 
 

@@ -12,7 +12,7 @@ the two paths.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgpack
@@ -21,11 +21,9 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from chatserver.cli import uvicorn_config
-from chatserver.config import Settings
 from chatserver.connection import Connection, direct_protocol
 from chatserver.protocol import SUBPROTOCOL_MSGPACK, CloseCode, Outgoing, ws_frame
-from tests.support.procs import free_port
+from tests.support.inprocess import bare_server
 
 # Payload sizes on both sides of the header's three length forms (RFC 6455, 5.2).
 SIZES = (0, 1, 125, 126, 127, 65535, 65536, 100_000)
@@ -42,6 +40,7 @@ class Pusher:
 
     def __init__(self) -> None:
         self.conns: list[Connection] = []
+        self.pushed = 0  # frames pushed so far, over all connections
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket":
@@ -69,28 +68,21 @@ class Pusher:
                 n, size = (int(x) for x in rest.split())
                 for i in range(n):
                     conn.push(frame_of(size, i))
+                    self.pushed += 1
         await conn.finish()
 
 
 @pytest.fixture
 async def pusher() -> AsyncIterator[tuple[Pusher, str]]:
-    import uvicorn
-
     app = Pusher()
-    settings = Settings(port=free_port())
-    config = uvicorn_config(app, settings)
-    config.lifespan = "off"
-    config.log_config = None
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "the server did not start"
-        await asyncio.sleep(0.02)
-    try:
-        yield app, f"ws://127.0.0.1:{settings.port}/ws"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
+    async with bare_server(app) as server:
+        yield app, f"ws://127.0.0.1:{server.config.port}/ws"
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 def decoded(data: str | bytes) -> Any:
@@ -104,6 +96,8 @@ async def read(ws: ClientConnection, n: int) -> list[Any]:
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "msgpack"])
 async def test_frames_of_every_length_form_arrive_whole_and_direct(
         pusher: tuple[Pusher, str], binary: bool) -> None:
+    """JSON and MessagePack frames of every header length form arrive as pushed, and
+    with the uvicorn installed here all of them are written directly."""
     app, url = pusher
     subprotocols = [SUBPROTOCOL_MSGPACK] if binary else None
     async with websockets.connect(url, subprotocols=subprotocols,  # type: ignore[arg-type]
@@ -127,21 +121,20 @@ async def test_a_socket_that_pushes_back_keeps_the_order_across_both_paths(
     n, size = 400, 40_000  # ~16 MB: more than the kernel's buffers and uvicorn's
     async with websockets.connect(url, max_size=2**20, max_queue=2) as ws:
         await ws.send(f"many {n} {size}")
-        await asyncio.sleep(0.5)  # the server pushes all of them while nothing is read
+        await until(lambda: app.pushed == n)  # all pushed while nothing is read
         conn = app.conns[0]
         assert 0 < conn.direct_writes < n
         assert [f["seq"] for f in await read(ws, n)] == list(range(n))
         before = conn.direct_writes
-        for _ in range(100):  # the writer task empties the outbox and waits again
-            if conn._wakeup is not None and not conn._outbox:
-                break
-            await asyncio.sleep(0.01)
+        # the writer task has emptied the outbox and waits again
+        await until(lambda: conn._wakeup is not None and not conn._outbox)
         await ws.send("many 3 10")
         assert [f["seq"] for f in await read(ws, 3)] == [0, 1, 2]
         assert conn.direct_writes == before + 3
 
 
 def test_a_send_that_is_not_uvicorns_protocol_is_not_written_to_directly() -> None:
+    """Another server's send (or uvicorn's wrapped by its trace logging) gets None."""
     async def send(message: Any) -> None:
         pass
 
@@ -149,6 +142,7 @@ def test_a_send_that_is_not_uvicorns_protocol_is_not_written_to_directly() -> No
 
 
 def test_ws_frame_headers() -> None:
+    """The header's three length forms, and text taken as UTF-8."""
     assert ws_frame(1, b"hi") == b"\x81\x02hi"
     assert ws_frame(2, b"x" * 126)[:4] == b"\x82\x7e\x00\x7e"
     assert ws_frame(1, b"x" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")

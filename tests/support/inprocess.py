@@ -4,11 +4,16 @@ can be read (the other end-to-end tests run servers as processes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+from collections.abc import AsyncIterator
 from typing import Any
+
+import uvicorn
 
 from chatserver.app import create_app
 from chatserver.cli import HearthServer, build_parser, settings_from, uvicorn_config
+from chatserver.config import Settings
 from tests.conftest import TEST_ARGS
 from tests.support.procs import free_port
 
@@ -46,3 +51,22 @@ class InProcess:
             self.serving = None
         gc.unfreeze()
         gc.set_threshold(*self._threshold)
+
+
+@contextlib.asynccontextmanager
+async def bare_server(app: Any, *, ws: Any = None) -> AsyncIterator[uvicorn.Server]:
+    """A real uvicorn server with Hearth's settings (``ws``: its WebSocket protocol,
+    Hearth's by default) on a free port, serving a bare ASGI app with no lifespan."""
+    config = uvicorn_config(app, Settings(port=free_port()), ws=ws)
+    config.lifespan = "off"
+    config.log_config = None
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "the server did not start"
+        await asyncio.sleep(0.02)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)
