@@ -186,3 +186,33 @@ async def test_a_close_from_the_client_is_answered(server: uvicorn.Server) -> No
     await ws.write(frame(0x8, struct.pack("!H", 1000)) + frame(0x1, b"after the close"))
     assert await ws.close_code() == 1000  # and what came after the close is not read
     ws.close()
+
+
+@pytest.mark.parametrize("ws", [None, "websockets-sansio"], ids=["wsfast", "uvicorn"])
+async def test_a_client_the_app_does_not_keep_up_with_is_no_longer_read(ws: Any) -> None:
+    """While the app takes no message, the socket stops being read after a few: what a
+    client sends then waits in its own buffers, and nothing is lost once the app reads."""
+    held = asyncio.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await held.wait()
+        count = 0
+        while (await receive())["type"] != "websocket.disconnect":
+            count += 1
+            if count == 2000:
+                await send({"type": "websocket.send", "text": f"got {count}"})
+
+    async with bare_server(slow, ws=ws) as srv:
+        client = await Raw.open(srv.config.port)
+        client.writer.write(b"".join(frame(0x1, b"x" * 1000) for _ in range(2000)))  # ~2 MB
+        proto = next(iter(srv.server_state.connections))
+        async with asyncio.timeout(10):
+            while not proto.read_paused:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # were it still read, more would arrive meanwhile
+        assert proto.read_paused and proto.queue.qsize() < 2000
+        held.set()
+        assert await client.read() == (0x1, b"got 2000")
+        client.close()
