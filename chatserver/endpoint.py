@@ -11,7 +11,10 @@ Starlette's middleware and router (``chatserver.app``), so every frame in and
 out goes straight through the server's own ``receive`` and ``send``: on this
 path Starlette's wrappers cost a coroutine layer or two per frame and add
 nothing (docs/performance.md). Starlette's ``WebSocket`` is still used for the
-handshake and the headers.
+handshake and the headers. On Hearth's own protocol (``chatserver.wsfast``)
+most frames go straighter still: a frame that comes while :func:`_read` waits
+is handled in the protocol's read, and ``Connection.push`` writes the finished
+frame to the transport.
 """
 
 from __future__ import annotations

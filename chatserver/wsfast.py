@@ -50,8 +50,10 @@ PAUSE_AT = 4  # messages waiting for the app before the socket is no longer read
 
 
 def at_frame_boundary(conn: Any) -> bool:
-    """True if websockets' parser of ``conn`` waits for the first byte of a frame."""
-    if getattr(conn.reader, "buffer", b"x"):
+    """True if websockets' parser of ``conn`` waits for the first byte of a frame, and
+    ``conn`` keeps the state this module reads (``current_size``: a websockets of
+    another shape leaves every frame to its own parser)."""
+    if getattr(conn.reader, "buffer", b"x") or not hasattr(conn, "current_size"):
         return False
     gen = conn.parser
     while getattr(gen, "gi_yieldfrom", None) is not None:
