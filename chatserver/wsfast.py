@@ -115,7 +115,9 @@ class Protocol(WebSocketsSansIOProtocol):
         self.queue: Any = Inbox(self.loop)
         self.fast: bool | None = None  # None: not decided yet (the connection not open)
         self.fast_frames = 0  # frames read here (tests look)
-        self._partial = b""  # the start of a frame not yet whole
+        # The start of a frame not yet whole, grown in place: a frame that comes a few
+        # bytes a read is copied once, not once a read.
+        self._partial = bytearray()
 
     def data_received(self, data: bytes) -> None:
         fast = self.fast
@@ -127,9 +129,10 @@ class Protocol(WebSocketsSansIOProtocol):
         if not fast:
             super().data_received(data)
             return
-        if self._partial:
-            data = self._partial + data
-            self._partial = b""
+        partial = self._partial
+        if partial:
+            partial += data
+            data = partial  # type: ignore[assignment]  # read in place, bytes-like
         conn = self.conn
         limit = self.config.ws_max_size
         end = len(data)
@@ -150,7 +153,9 @@ class Protocol(WebSocketsSansIOProtocol):
                 at += 8
             if n > limit or not data[i + 1] & 0x80:  # too large (1009), unmasked (1002)
                 self.fast = False  # the parser refuses it, and has what follows
-                super().data_received(data[i:])
+                rest = bytes(data[i:])
+                partial.clear()
+                super().data_received(rest)
                 return
             stop = at + 4 + n
             if stop > end:
@@ -179,9 +184,12 @@ class Protocol(WebSocketsSansIOProtocol):
                         self.transport.pause_reading()
                     i = stop
                     continue
-            super().data_received(data[i:stop])  # one whole frame
+            super().data_received(bytes(data[i:stop]))  # one whole frame
             if conn.parser_exc is not None or self.transport.is_closing():
+                partial.clear()
                 return
             i = stop
-        if i < end:
-            self._partial = data[i:]
+        if data is partial:
+            del partial[:i]  # the rest stays where it is: no copy while no frame ends
+        elif i < end:
+            partial += data[i:]

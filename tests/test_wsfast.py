@@ -141,6 +141,23 @@ async def test_frames_joined_and_split_arrive_whole_in_order(server: uvicorn.Ser
     ws.close()
 
 
+async def test_a_frame_that_comes_a_little_at_a_time_arrives_whole(
+        server: uvicorn.Server) -> None:
+    """A frame cut into a hundred reads, the last of them also starting the next
+    frame, arrives whole, and so does the next."""
+    ws = await Raw.open(server.config.port)
+    payload = os.urandom(20_000)
+    data = frame(0x2, payload) + frame(0x1, b"next")
+    for k in range(0, len(data), 200):
+        ws.writer.write(data[k:k + 200])
+        await ws.writer.drain()
+        await asyncio.sleep(0.002)
+    assert await ws.read() == (0x2, payload)
+    assert await ws.read() == (0x1, b"next")
+    assert fast_frames(server) == fast(server, 2)
+    ws.close()
+
+
 async def test_pings_and_fragments_go_through_websockets_and_the_rest_stays_fast(
         server: uvicorn.Server) -> None:
     """A ping is answered and a fragmented message joined by websockets' parser; the
