@@ -25,14 +25,16 @@ from chatserver.connection import Connection, direct_protocol
 from chatserver.protocol import SUBPROTOCOL_MSGPACK, CloseCode, Outgoing, ws_frame
 from tests.support.inprocess import bare_server
 
-# Payload sizes on both sides of the header's three length forms (RFC 6455, 5.2).
+# Payload sizes on both sides of the header's three length forms (RFC 6455, 5.2); the
+# smallest JSON frame is ~40 bytes, so the first two are that.
 SIZES = (0, 1, 125, 126, 127, 65535, 65536, 100_000)
 
 
 def frame_of(size: int, i: int) -> Outgoing:
-    """A frame whose JSON is about ``size`` bytes, with text that is not all ASCII."""
-    text = ("é" * (size // 2))[: max(0, size // 2 - 20)]
-    return Outgoing({"type": "message", "seq": i, "text": text})
+    """A frame whose JSON is ``size`` bytes (or the least it can be), its text not
+    all ASCII."""
+    room = max(0, size - len(orjson.dumps({"type": "message", "seq": i, "text": ""})))
+    return Outgoing({"type": "message", "seq": i, "text": "é" * (room // 2) + "x" * (room % 2)})
 
 
 class Pusher:
