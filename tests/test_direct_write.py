@@ -12,7 +12,7 @@ the two paths.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgpack
@@ -24,6 +24,7 @@ from websockets.asyncio.client import ClientConnection
 from chatserver.connection import Connection, direct_protocol
 from chatserver.protocol import SUBPROTOCOL_MSGPACK, CloseCode, Outgoing, ws_frame
 from tests.support.inprocess import bare_server
+from tests.support.wait import eventually
 
 # Payload sizes on both sides of the header's three length forms (RFC 6455, 5.2); the
 # smallest JSON frame is ~40 bytes, so the first two are that.
@@ -81,12 +82,6 @@ async def pusher() -> AsyncIterator[tuple[Pusher, str]]:
         yield app, f"ws://127.0.0.1:{server.config.port}/ws"
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 def decoded(data: str | bytes) -> Any:
     return msgpack.unpackb(data, raw=False) if isinstance(data, bytes) else orjson.loads(data)
 
@@ -123,13 +118,15 @@ async def test_a_socket_that_pushes_back_keeps_the_order_across_both_paths(
     n, size = 400, 40_000  # ~16 MB: more than the kernel's buffers and uvicorn's
     async with websockets.connect(url, max_size=2**20, max_queue=2) as ws:
         await ws.send(f"many {n} {size}")
-        await until(lambda: app.pushed == n)  # all pushed while nothing is read
+        # all pushed while nothing is read
+        await eventually(lambda: app.pushed == n, what="every frame pushed")
         conn = app.conns[0]
         assert 0 < conn.direct_writes < n
         assert [f["seq"] for f in await read(ws, n)] == list(range(n))
         before = conn.direct_writes
         # the writer task has emptied the outbox and waits again
-        await until(lambda: conn._wakeup is not None and not conn._outbox)
+        await eventually(lambda: conn._wakeup is not None and not conn._outbox,
+                         what="the writer idle again")
         await ws.send("many 3 10")
         assert [f["seq"] for f in await read(ws, 3)] == [0, 1, 2]
         assert conn.direct_writes == before + 3

@@ -22,6 +22,7 @@ import uvicorn
 from chatserver.protocol import MAX_FRAME_BYTES
 from chatserver.wsfast import Protocol
 from tests.support.inprocess import bare_server
+from tests.support.wait import eventually
 
 
 async def echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -225,9 +226,7 @@ async def test_a_client_the_app_does_not_keep_up_with_is_no_longer_read(ws: Any)
         client = await Raw.open(srv.config.port)
         client.writer.write(b"".join(frame(0x1, b"x" * 1000) for _ in range(2000)))  # ~2 MB
         proto = next(iter(srv.server_state.connections))
-        async with asyncio.timeout(10):
-            while not proto.read_paused:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: proto.read_paused, what="reading paused")
         await asyncio.sleep(0.2)  # were it still read, more would arrive meanwhile
         assert proto.read_paused and proto.queue.qsize() < 2000
         held.set()

@@ -32,10 +32,7 @@ class InProcess:
         self._threshold = gc.get_threshold()
 
     async def start(self) -> InProcess:
-        self.serving = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            assert not self.serving.done(), "the server did not start"
-            await asyncio.sleep(0.02)
+        self.serving = await started(self.server)
         return self
 
     @property
@@ -61,12 +58,18 @@ async def bare_server(app: Any, *, ws: Any = None) -> AsyncIterator[uvicorn.Serv
     config.lifespan = "off"
     config.log_config = None
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not serving.done(), "the server did not start"
-        await asyncio.sleep(0.02)
+    serving = await started(server)
     try:
         yield server
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, 10)
+
+
+async def started(server: uvicorn.Server) -> asyncio.Task[None]:
+    """Start ``server`` serving in this process; its task, once it listens."""
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "the server did not start"
+        await asyncio.sleep(0.02)
+    return serving
