@@ -24,6 +24,7 @@ import uvicorn
 from . import tokens
 from .config import Settings, parse_rate
 from .protocol import MAX_FRAME_BYTES
+from .wsfast import Protocol
 
 log = logging.getLogger("hearth")
 
@@ -142,13 +143,10 @@ def uvicorn_config(app: Any, settings: Settings, *, ws: Any = None) -> uvicorn.C
     """Hearth's uvicorn settings. ``ws``: the WebSocket protocol, by default uvicorn's
     websockets-sansio one reading the common frame itself (``chatserver.wsfast``);
     the benchmark's floor passes ``"websockets-sansio"``, uvicorn's own."""
-    if ws is None:
-        from .wsfast import Protocol
-
-        ws = Protocol
     return uvicorn.Config(
         app, host=settings.host, port=settings.port,
-        ws=ws, ws_max_size=MAX_FRAME_BYTES, ws_per_message_deflate=False,
+        ws=Protocol if ws is None else ws, ws_max_size=MAX_FRAME_BYTES,
+        ws_per_message_deflate=False,
         ws_ping_interval=settings.ping_interval_s, ws_ping_timeout=settings.ping_timeout_s,
         access_log=False, log_config=LOG_CONFIG, lifespan="on", timeout_graceful_shutdown=3,
         server_header=False, proxy_headers=False,
