@@ -17,7 +17,9 @@ reply before it writes again), the requests sent late (``relay.LATE_S``) and
 the matches that did not come within 10 s (counted, cancelled). Each seeker's
 loop is the bench's (``relay.pair_until``). Then the closed loop of bench.py (the
 first ``--closed`` seekers, each asking again at once) for comparison, where
-requests come in bursts and the node batches its Redis calls.
+requests come in bursts and the node batches its Redis calls. ``--redis-cpu
+1`` puts redis-server on the load core instead: a diagnostic of what sharing
+the node's core costs, not the bench's set-up.
 
 Measured on 2026-12-06 (docs/performance.md, "Where the time goes now"): a
 pairing cost the node 3-5 times as much at 500 a second as in the closed
@@ -31,11 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from procs import Pinned, PinnedRedis, cpu_seconds, pin_self, raise_nofile
+from procs import SERVER_CPU, Pinned, PinnedRedis, cpu_seconds, pin_self, raise_nofile
 from relay import (
     Pairings,
     gather_limited,
@@ -91,8 +94,10 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
 async def main_async(args: argparse.Namespace) -> int:
     pin_self()
     raise_nofile()
-    redis = PinnedRedis()
+    redis = PinnedRedis(args.redis_cpu)
     redis.start()
+    print(f"redis-server on cores {sorted(os.sched_getaffinity(redis.pid))}, "
+          f"the node on core {SERVER_CPU}", flush=True)
     server = Pinned("--rate", "1000/1", "--redis", redis.url)
     clients: list[WSClient] = []
     try:
@@ -124,6 +129,9 @@ def main() -> int:
     p.add_argument("--seekers", type=int, default=150)
     p.add_argument("--listeners", type=int, default=40, help=f"of capacity {CAPACITY} each")
     p.add_argument("--closed", type=int, default=50, help="seekers in the closed loop")
+    p.add_argument("--redis-cpu", type=int, default=SERVER_CPU,
+                   help="the core redis-server is pinned to: the node's, as bench.py has it, "
+                        "or another, to see what sharing the core costs")
     args = p.parse_args()
     if args.listeners * CAPACITY < args.seekers:
         p.error(f"--listeners x {CAPACITY} must hold every seeker at once")

@@ -67,13 +67,15 @@ def test_redis_calls_prints_each_kind_of_call() -> None:
 
 def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
     """pairing_rates.py starts its own redis-server and node, and prints for each rate
-    and for the closed loop the pairs it got, their cost, Redis's reads and commands."""
+    and for the closed loop the pairs it got, their cost, Redis's reads and commands.
+    ``--redis-cpu 1`` moves redis-server off the node's core (it says where it is)."""
     run = subprocess.run(
         [sys.executable, "loadtests/pairing_rates.py", "--rates", "20,40", "--seconds", "0.5",
-         "--seekers", "6", "--listeners", "2", "--closed", "3"],
+         "--seekers", "6", "--listeners", "2", "--closed", "3", "--redis-cpu", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
+    assert lines[0] == "redis-server on cores [1], the node on core 0", run.stdout
     costs = [line for line in lines if "us/pairing" in line]
     assert [line.split()[0] for line in costs] == ["20", "40", "closed"], run.stdout
     for line in costs:
