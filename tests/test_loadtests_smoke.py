@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import chatserver
 
@@ -76,7 +77,7 @@ def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:  # procs.HAS_TASKSET
+    if _loadtool("procs").HAS_TASKSET:
         assert lines[0] == "redis-server on cores [1], the node on core 0", run.stdout
     else:  # no second core to pin it to: it still says where it runs
         assert lines[0].startswith("redis-server on cores ["), run.stdout
@@ -95,14 +96,19 @@ def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
     assert "0 timeouts;" in commands[2] and "late" not in commands[2], run.stdout
 
 
-def _rows(lines: list[dict[str, object]]) -> list[tuple[object, ...]]:
-    """The bench table's rows (report.rows) for these JSON lines."""
+def _loadtool(name: str) -> Any:
+    """A module of ``loadtests/`` (they import each other by bare name)."""
     sys.path.insert(0, str(ROOT / "loadtests"))
     try:
-        from report import rows
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "loadtests"))
-    return rows(lines)
+
+
+def _rows(lines: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    """The bench table's rows (report.rows) for these JSON lines."""
+    rows: list[tuple[object, ...]] = _loadtool("report").rows(lines)
+    return rows
 
 
 _SIDE = {"cpu_us_per_msg": 50.0, "delivered_per_s": 4000, "p50_ms": 1.0, "p99_ms": 2.0}
