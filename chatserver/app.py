@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matching import open_matcher
 
-from . import endpoint, metrics, resources
+from . import endpoint, metrics, resources, seal
 from .config import Settings
 from .node import Node
 from .relay import open_relay
@@ -102,7 +102,8 @@ class Hearth:
 def create_app(settings: Settings) -> Hearth:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        node = Node(settings, open_matcher(settings.redis, settings.node_id),
+        notes = seal.Sealer(seal.secret_key(settings.secret, "note"))  # in Redis: sealed
+        node = Node(settings, open_matcher(settings.redis, settings.node_id, notes),
                     open_relay(settings.redis, settings.node_id))
         await node.start()
         app.state.node = node

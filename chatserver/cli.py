@@ -97,6 +97,9 @@ def links(settings: Settings) -> str:
                   f"  Moderator: {base}/moderator#token={moderator}",
                   "  (HEARTH_SECRET is not set: a random secret was made; these links work "
                   "until this process stops.)"]
+        if settings.redis:
+            lines.append("  With --redis, give every node the same HEARTH_SECRET: tokens, "
+                         "seekers' aliases and their notes across nodes depend on it.")
     else:
         lines += ["  Listener and moderator links: python -m chatserver token listener --name NAME"]
     return "\n".join(lines)

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 from matching import Match, MatchingError, Ticket
 from matching.tasks import stop_task
 
-from . import protocol
+from . import protocol, seal, tokens
+from .aliases import seeker_alias
 from .coalesce import Coalesced
 from .protocol import CloseCode, FrameError, Outgoing
 from .relay import Event, Relay, RelayError, SeatSave, pack_frame, unpack_frame
@@ -259,6 +260,12 @@ class CrossNode:
         return True
 
     def record(self, seat: Seat) -> dict[str, Any]:
+        """The seat's directory record: its role in the open, and sealed under its
+        current resume token (seal.py) all that rebuilds it: its alias, its rooms
+        with their ``matched`` frames (which name the peer), its place and shift."""
+        sealer = seat.sealer
+        if sealer is None:  # no token issued yet, so nothing could resume it
+            return {"role": seat.role}
         rooms: dict[str, list[Any]] = {}
         for room_id in seat.rooms:
             room = self.node.rooms.get(room_id)
@@ -268,10 +275,11 @@ class CrossNode:
             elif room_id in seat.remote_rooms:
                 home, remote = seat.remote_rooms[room_id]
                 rooms[room_id] = [home, {k: v for k, v in (remote or {}).items() if k != "note"}]
-        return {"role": seat.role, "alias": seat.alias, "rooms": rooms, "waiting": seat.waiting,
-                "risk": seat.risk, "topic": seat.topic, "language": seat.language,
-                "status": seat.status, "topics": list(seat.topics),
-                "languages": list(seat.languages), "capacity": seat.capacity}
+        private = {"alias": seat.alias, "rooms": rooms, "waiting": seat.waiting,
+                   "risk": seat.risk, "topic": seat.topic, "language": seat.language,
+                   "status": seat.status, "topics": list(seat.topics),
+                   "languages": list(seat.languages), "capacity": seat.capacity}
+        return {"role": seat.role, "sealed": sealer.seal(pack_frame(private), seat.id)}
 
     def forget(self, seat: Seat) -> None:
         """Delete an ended seat's record soon, by the same writer as the saves and
@@ -285,19 +293,26 @@ class CrossNode:
         if self._retry is None:  # else the retry deletes it with the others
             self._saver.poke()
 
-    async def claim(self, digest: str) -> Seat | None:
-        """Take back a seat another node held: rebuild it from its record."""
+    async def claim(self, token: str) -> Seat | None:
+        """Take back a seat another node held with its resume token: rebuild it from
+        its record, which the token opens."""
         if not self.shared:
             return None
         try:
-            claimed = await self.relay.claim(digest)
+            claimed = await self.relay.claim(tokens.digest(token))
         except RelayError:
             return None
         if claimed is None:
             return None
-        seat_id, rec = claimed
-        seat = self.node.seats.get(seat_id) or Seat(id=seat_id, role=rec["role"],
+        seat_id, stored = claimed
+        sealer = seal.Sealer(seal.record_key(token))
+        rec = _opened(stored, seat_id, sealer)
+        if rec is None:
+            log.warning("a seat record did not open with its resume token")
+            return None
+        seat = self.node.seats.get(seat_id) or Seat(id=seat_id, role=stored["role"],
                                                     alias=rec["alias"])
+        seat.sealer = sealer  # until the welcome issues the next token
         seat.node = None  # a ghost here becomes the seat itself
         seat.risk, seat.topic, seat.language = rec["risk"], rec["topic"], rec["language"]
         seat.status, seat.capacity = rec["status"], rec["capacity"]
@@ -308,7 +323,7 @@ class CrossNode:
                 seat.rooms.add(room_id)
                 seat.remote_rooms[room_id] = (home, frame)
         self.node.seats.adopt(seat)
-        old = rec.get("node")
+        old = stored.get("node")
         if old and old != self.me and old not in {h for h, _ in seat.remote_rooms.values()}:
             self.relay.post(old, {"k": "moved", "seat": seat.id, "node": self.me, "since": 0})
         return seat
@@ -435,7 +450,9 @@ class CrossNode:
                 rec = await self.relay.seat_record(t.seat)
             except RelayError:
                 rec = None
-            alias = rec["alias"] if rec else None
+            # The record only tells that the seat still lives: a seeker's alias is
+            # derived from its seat (aliases.py), never kept.
+            alias = seeker_alias(self.node.alias_key, t.seat) if rec else None
         if alias is None:  # no record: free the place; its node requeues it if it is there
             self.requeue(t.node, t.seat, t.risk)
             try:
@@ -664,3 +681,13 @@ class CrossNode:
             self.save(seat)
         if announce:
             self.rooms_changed()
+
+
+def _opened(record: dict[str, Any], seat_id: str, sealer: seal.Sealer) -> dict[str, Any] | None:
+    """A seat record's sealed part, opened; None if this key does not open it. A record
+    with no sealed part was written in the open by a node of an earlier version."""
+    sealed = record.get("sealed")
+    if sealed is None:
+        return record if "alias" in record else None
+    data = sealer.open(sealed, seat_id)
+    return unpack_frame(data) if data is not None else None

@@ -30,8 +30,8 @@ from typing import Any
 from matching import Matcher, MatchingError
 from matching.tasks import stop_task
 
-from . import metrics, protocol, tokens
-from .aliases import random_alias
+from . import metrics, protocol, seal
+from .aliases import seeker_alias
 from .config import Settings
 from .connection import Connection
 from .crossnode import CrossNode
@@ -59,6 +59,7 @@ class Node:
         # Origin key -> until (wall). Kept with the salt: a key means nothing once it rotates.
         self.blocked: dict[str, float] = {}
         self._salt = (secrets.token_bytes(32), int(time.time() // 86400))
+        self.alias_key = seal.secret_key(settings.secret, "alias")  # aliases.seeker_alias
         self._tasks: set[asyncio.Task[Any]] = set()
         self.stopped = False
         self._sweeper: asyncio.Task[None] | None = None
@@ -170,7 +171,7 @@ class Node:
             seat = self.seats.take(hello.resume)
             claimed = False
             if seat is None:
-                seat = await self.cross.claim(tokens.digest(hello.resume))
+                seat = await self.cross.claim(hello.resume)
                 claimed = seat is not None
             if seat is None:
                 return None
@@ -181,8 +182,9 @@ class Node:
                 self.spawn(self.cross.after_claim(seat, hello.since))
             return seat
         assert hello.role is not None
-        alias = name if name else random_alias()
-        seat = self.seats.create(hello.role, alias)
+        seat = self.seats.create(hello.role, name or "")
+        if not name:  # a seeker: named from its seat, the same on every node
+            seat.alias = seeker_alias(self.alias_key, seat.id)
         seat.conn = conn
         seat.origin_key = origin_key
         if seat.role == "moderator":

@@ -3,7 +3,8 @@
 A seat is made by a ``hello`` and holds the role, the alias, the rooms, the
 place in the queue and the shift. Its connection may drop; the seat is kept
 for ``resume_s`` seconds and is taken back with a single-use resume token.
-The registry keeps only digests of resume tokens.
+The registry keeps only digests of resume tokens, and beside each the key
+derived from it that seals the seat's record in the directory (seal.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import tokens
+from . import seal, tokens
 from .risk import Level
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Seat:
     origin_key: str = ""  # keyed hash of the address (never the address)
     resume_digest: str = ""
     resume_saved: str = ""  # the digest whose key the seat directory holds (crossnode.py)
+    sealer: seal.Sealer | None = None  # seals the seat's record under its current token
     lost_timer: asyncio.TimerHandle | None = None
     # across nodes (see crossnode.py)
     node: str | None = None  # None: the seat is here; else a ghost of a seat on that node
@@ -93,6 +95,7 @@ class SeatRegistry:
         self._by_resume.pop(seat.resume_digest, None)
         token = tokens.new_resume_token()
         seat.resume_digest = tokens.digest(token)
+        seat.sealer = seal.Sealer(seal.record_key(token))
         self._by_resume[seat.resume_digest] = seat.id
         return token
 

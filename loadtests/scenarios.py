@@ -198,12 +198,14 @@ CLIENT_BOUND_PCT = 95  # the load's own core this busy: the figure is the client
 async def matching_direct(redis: PinnedRedis, plan: PlanLike) -> dict[str, Any]:
     """The RedisMatcher itself: workers request (and are paired at once with a
     free listener), then end the room. Pairs/s and the pairing call's latency."""
+    from chatserver import seal
     from matching import Listener, MatchingError, Ticket, open_matcher
 
     await _flush(redis)
     quick = plan.match_s < 1
     n_listeners, workers = (5, 4) if quick else (100, 16)  # the matcher's pool holds 20
-    matcher = open_matcher(redis.url, "bench-node")
+    notes = seal.Sealer(seal.secret_key("bench", "note"))  # as a node seals them
+    matcher = open_matcher(redis.url, "bench-node", notes)
     await matcher.start(lambda: None)
     lat: list[int] = []
     pairs = unmatched = errors = 0
@@ -238,7 +240,8 @@ async def matching_direct(redis: PinnedRedis, plan: PlanLike) -> dict[str, Any]:
     finally:
         await matcher.close()
     return {
-        "measured": "matching.open_matcher(redis_url).request()+room_ended(), no server",
+        "measured": "matching.open_matcher(redis_url, notes).request()+room_ended(), "
+                    "no server",
         "workers": workers, "listeners": n_listeners, "pairs": pairs, "unmatched": unmatched,
         "errors": errors,
         "pairs_per_s": round(pairs / wall), "match_p50_ms": ms(percentile(lat, 0.5)),

@@ -26,6 +26,7 @@ from .base import (  # noqa: E402  (after choose(): it decides where they come f
     Match,
     Matcher,
     MatchingError,
+    NoteSealer,
     Place,
     Stats,
     Ticket,
@@ -37,6 +38,7 @@ __all__ = [
     "Match",
     "Matcher",
     "MatchingError",
+    "NoteSealer",
     "Place",
     "Stats",
     "Ticket",
@@ -44,8 +46,9 @@ __all__ = [
 ]
 
 
-def open_matcher(url: str | None, node_id: str) -> Matcher:
-    """``None`` or ``memory://`` for this process alone; ``redis://...`` to share."""
+def open_matcher(url: str | None, node_id: str, notes: NoteSealer | None = None) -> Matcher:
+    """``None`` or ``memory://`` for this process alone; ``redis://...`` to share
+    (``notes`` seals the notes it keeps in Redis; without it they are kept as sent)."""
     if not url or url.startswith("memory:"):
         from .memory import MemoryMatcher
 
@@ -53,5 +56,5 @@ def open_matcher(url: str | None, node_id: str) -> Matcher:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .redis import RedisMatcher  # type: ignore[import-not-found,unused-ignore]
 
-        return RedisMatcher(url, node_id)  # type: ignore[no-any-return,unused-ignore]
+        return RedisMatcher(url, node_id, notes)  # type: ignore[no-any-return,unused-ignore]
     raise ValueError(f"unknown matching backend: {url.split(':', 1)[0]}")

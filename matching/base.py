@@ -31,6 +31,7 @@ import abc
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 RISK_RANK = {"normal": 0, "elevated": 1, "crisis": 2}
 HELD_FOREVER = math.inf
@@ -66,6 +67,15 @@ class Listener:
     rooms: int = 0
     free_since: float = 0.0
     held_until: float = 0.0  # wall time; HELD_FOREVER while in a crisis room
+
+
+class NoteSealer(Protocol):
+    """Seals a waiting seeker's note while a shared backend keeps it (Redis never
+    holds it readable; ``chatserver.seal.Sealer``). ``context`` is the seat."""
+
+    def seal_text(self, text: str, context: str) -> str: ...
+
+    def open_text(self, sealed: str, context: str) -> str | None: ...
 
 
 @dataclass(slots=True)

@@ -45,8 +45,10 @@ first served among themselves.
 
 Nothing here is message text, an address or a token. The one piece of a
 person's words is the ticket's ``note`` (the seeker's first words, which the
-listener sees on match); it lives only while the seeker waits: the ticket is
-deleted when matched or cancelled and otherwise expires.
+listener sees on match), sealed by the ``notes`` given (chatserver passes one
+keyed by ``HEARTH_SECRET``: Redis holds it unreadable); it lives only while the
+seeker waits: the ticket is deleted when matched or cancelled and otherwise
+expires.
 
 Presence: a ticket or listener whose node's presence key is gone is treated as
 gone (skipped and deleted by the scripts, swept by the heartbeat), so a waiter
@@ -93,6 +95,7 @@ from .base import (
     Match,
     Matcher,
     MatchingError,
+    NoteSealer,
     Place,
     Stats,
     Ticket,
@@ -193,8 +196,9 @@ def _settle(unit: list[_Call], reply: Any) -> None:
 
 
 class RedisMatcher(Matcher):
-    def __init__(self, url: str, node_id: str) -> None:
+    def __init__(self, url: str, node_id: str, notes: NoteSealer | None = None) -> None:
         self.node_id = node_id
+        self._notes = notes  # seals each note while Redis keeps it (chatserver/seal.py)
         pool = BlockingConnectionPool.from_url(
             url, max_connections=20, timeout=3, socket_timeout=2, socket_connect_timeout=2,
             health_check_interval=10, decode_responses=True, retry=ONE_RETRY_ON_RECONNECT)
@@ -257,7 +261,8 @@ class RedisMatcher(Matcher):
             ticket.since = now
         _, matches = await self._run(
             "request", now, ticket.seat, ticket.node, ticket.risk, _opt(ticket.topic),
-            _opt(ticket.language), _opt(ticket.note), repr(ticket.since), "1" if head else "0",
+            _opt(ticket.language), _opt(self._seal_note(ticket)), repr(ticket.since),
+            "1" if head else "0",
             self._room_seed())
         if matches:
             self._mine_tickets.discard(ticket.seat)
@@ -422,14 +427,21 @@ class RedisMatcher(Matcher):
             args += [call.name, str(len(call.args) - _COMMON), *call.args[_COMMON:]]
         return tuple(args)
 
+    def _seal_note(self, ticket: Ticket) -> str | None:
+        if ticket.note is None or self._notes is None:
+            return ticket.note
+        return self._notes.seal_text(ticket.note, ticket.seat)
+
     def _room_seed(self) -> str:
         """Unique per call and unguessable: what the script hashes into room ids."""
         return f"{self._seed}.{next(self._seeds)}"
 
     def _match(self, m: list[Any], now: float) -> Match:
         room, seat, node, risk, topic, language, note, since, listener, listener_node = m
-        ticket = Ticket(seat, node, risk, _none(topic), _none(language), _none(note),
-                        float(since))
+        kept = _none(note)
+        if kept is not None and self._notes is not None:
+            kept = self._notes.open_text(kept, seat)  # None: sealed under another secret
+        ticket = Ticket(seat, node, risk, _none(topic), _none(language), kept, float(since))
         return Match(room, ticket, listener, listener_node, max(0.0, now - ticket.since))
 
     async def _beat(self, *, touch: bool) -> None:

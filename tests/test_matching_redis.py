@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from matching import Listener, Matcher, MatchingError, Ticket, open_matcher
+from chatserver import seal
+from matching import Listener, Matcher, MatchingError, NoteSealer, Ticket, open_matcher
 from matching.redis import subscribe_forever
 from tests.support.procs import RedisServer
 
@@ -28,8 +29,9 @@ async def nodes(redis_server: RedisServer) -> AsyncIterator[Opened]:
     opened: list[Matcher] = []
 
     async def open_(node: str, url: str = redis_server.url,
-                    on_change: Callable[[], None] = lambda: None) -> Matcher:
-        m = open_matcher(url, node)
+                    on_change: Callable[[], None] = lambda: None,
+                    notes: NoteSealer | None = None) -> Matcher:
+        m = open_matcher(url, node, notes)
         await m.start(on_change)
         opened.append(m)
         return m
@@ -55,6 +57,31 @@ async def test_seeker_on_one_node_pairs_with_listener_on_another(nodes: Opened) 
     matches = await b.set_shift(Listener("l1", "b"))
     assert [(m.ticket.seat, m.ticket.node, m.ticket.note, m.listener, m.listener_node)
             for m in matches] == [("s1", "a", "hello", "l1", "b")]
+
+
+async def test_a_waiting_note_is_sealed_in_redis_and_opened_by_the_pairing_node(
+        nodes: Opened, redis_server: RedisServer) -> None:
+    """With a sealer, the ticket holds the note sealed; another node with the same
+    secret opens it when it pairs the seeker; one with another secret pairs it
+    without the note (it cannot read it)."""
+    same = seal.Sealer(seal.secret_key("shared secret", "note"))
+    other = seal.Sealer(seal.secret_key("another secret", "note"))
+    a = await nodes("a", notes=same)
+    b = await nodes("b", notes=seal.Sealer(seal.secret_key("shared secret", "note")))
+    c = await nodes("c", notes=other)
+    note = "cannot sleep since the move"
+    assert await a.request(Ticket("s1", "a", note=note)) == []
+    assert await a.request(Ticket("s2", "a", note=note)) == []
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        kept = await client.hget("hearth:ticket:s1", "note")
+    finally:
+        await client.aclose()
+    assert kept is not None and note.encode() not in kept
+    assert same.open_text(kept.decode(), "s1") == note
+    assert same.open_text(kept.decode(), "s2") is None  # bound to its seat
+    assert [m.ticket.note for m in await b.set_shift(Listener("l1", "b"))] == [note]
+    assert [m.ticket.note for m in await c.set_shift(Listener("l2", "c"))] == [None]
 
 
 async def test_racing_nodes_never_exceed_capacity_or_double_match(nodes: Opened) -> None:

@@ -12,7 +12,7 @@ import msgpack
 import pytest
 import redis.asyncio as aioredis
 
-from chatserver import tokens
+from chatserver import seal, tokens
 from tests.support.client import Client, listener, moderator, seeker
 from tests.support.procs import RedisServer, Server
 from tests.support.wait import eventually
@@ -328,17 +328,46 @@ async def test_redis_outage_and_empty_restart(fresh: Callable[[RedisServer, int]
         await c.close()
 
 
-async def _listener_records(url: str) -> list[dict[str, Any]]:
-    """The seat directory's records of listeners, as another node would read them."""
+async def _records(url: str, token: str) -> list[dict[str, Any]]:
+    """The seat directory's records that this resume token opens, as a node given the
+    token in a ``hello`` reads them (chatserver/seal.py): the record's sealed part."""
+    sealer = seal.Sealer(seal.record_key(token))
     admin = aioredis.Redis.from_url(url)
     try:
         out = []
         async for key in admin.scan_iter("hearth:seat:*"):
             data = await admin.get(key)
             record = msgpack.unpackb(data, raw=False) if data else None
-            if record and record["role"] == "listener":
-                out.append(record)
+            if record and "sealed" in record:
+                opened = sealer.open(record["sealed"], key.decode().rsplit(":", 1)[1])
+                if opened is not None:
+                    out.append(msgpack.unpackb(opened, raw=False))
         return out
+    finally:
+        await admin.aclose()
+
+
+async def _redis_blob(url: str) -> bytes:
+    """Every key and value Redis holds, one per line; and that every key has a TTL."""
+    admin = aioredis.Redis.from_url(url)
+    try:
+        values: list[bytes] = []
+        async for key in admin.scan_iter("*"):
+            assert await admin.ttl(key) != -1, key  # -1: no TTL (-2: expired since the scan)
+            values.append(key)
+            kind = (await admin.type(key)).decode()
+            if kind == "string":
+                values.append(await admin.get(key) or b"")
+            elif kind == "hash":
+                for field, value in (await admin.hgetall(key)).items():
+                    values += [field, value]
+            elif kind == "list":
+                values.extend(await admin.lrange(key, 0, -1))
+            elif kind == "set":
+                values.extend(await admin.smembers(key))
+            elif kind == "zset":
+                values.extend(await admin.zrange(key, 0, -1))
+        return b"\n".join(values)
     finally:
         await admin.aclose()
 
@@ -354,7 +383,7 @@ async def test_seat_records_that_failed_to_save_are_written_once_redis_is_back(
     lst, s, room = await pair(n1, n1, name="Stale")
 
     async def listener_rooms() -> list[str] | None:
-        records = await _listener_records(r.url)
+        records = await _records(r.url, lst.resume)
         return sorted(records[0]["rooms"]) if len(records) == 1 else None
 
     await eventually(lambda: _equals(listener_rooms(), [room]), 5, "the room in the record")
@@ -573,29 +602,67 @@ async def _no_command_per_message(node: Server, r: RedisServer) -> None:
     assert names.count("EVALSHA") <= 2  # the heartbeat, every 3 s
 
 
+async def test_redis_keeps_no_alias_name_or_note_readable(
+        cluster: Cluster, redis_server: RedisServer) -> None:
+    """What Redis must keep a while is sealed: a waiting seeker's note (under
+    HEARTH_SECRET) and the seat records that let a seat resume on another node, with
+    its alias and its rooms, whose matched frames name the peer (under the seat's
+    resume token). No alias, listener name or note is in any key or value. Yet the
+    listener's node, pairing a seeker from another node's queue, shows the seeker's
+    alias and note, and a record still rebuilds its seat on another node."""
+    n1, n2, _ = cluster
+    topic = f"topic-{random.getrandbits(32):x}"
+    note = said("the bakery night shift keeps me awake")
+    w = await seeker(n2.ws_url, topic=topic, note=note)
+    await w.expect("queued")
+    name = "Wrenna Quill"
+    plain = [w.welcome["alias"], name, note]
+
+    async def readable() -> list[str]:
+        blob = await _redis_blob(redis_server.url)
+        return [p for p in plain if p.encode() in blob]
+
+    async def rooms(token: str) -> list[str] | None:
+        records = await _records(redis_server.url, token)
+        return sorted(records[0]["rooms"]) if len(records) == 1 else None
+
+    async def saved(token: str) -> bool:  # written with the record, after it
+        admin = aioredis.Redis.from_url(redis_server.url)
+        try:
+            return bool(await admin.exists(f"hearth:resume:{tokens.digest(token)}"))
+        finally:
+            await admin.aclose()
+
+    await eventually(lambda: saved(w.resume), 5, "the waiting seeker's record")
+    assert await readable() == []
+    assert await rooms(w.resume) == []
+    lst = await listener(n1.ws_url, n1.token("listener", name), topics=[topic])
+    matched = await lst.expect("matched")  # n1 paired it from n2's queue
+    assert matched["peer"]["alias"] == w.welcome["alias"] and matched["note"] == note
+    room = matched["room"]
+    assert (await w.expect("matched"))["peer"] == {"role": "listener", "alias": name}
+    await eventually(lambda: _equals(rooms(w.resume), [room]), 5, "the room in the records")
+    await eventually(lambda: _equals(rooms(lst.resume), [room]), 5, "the room in the records")
+    assert await readable() == []
+
+    w.drop()
+    back = await Client.connect(n1.ws_url)  # not its node: rebuilt from the sealed record
+    await back.hello(resume=w.resume)
+    assert back.welcome["alias"] == w.welcome["alias"]
+    assert [(r["room"], r["peer"]["alias"]) for r in back.welcome["rooms"]] == [(room, name)]
+    await say(back, room, "still here after moving", "p1")
+    assert (await lst.expect("message", id="p1"))["from"]["alias"] == w.welcome["alias"]
+    assert await readable() == []
+    for c in (back, lst):
+        await c.close()
+
+
 async def test_redis_holds_no_text_and_no_key_without_ttl(redis_server: RedisServer) -> None:
-    """After the tests above, no key lacks a TTL and no value holds any chatted text."""
-    admin = aioredis.Redis.from_url(redis_server.url)
-    try:
-        values: list[bytes] = []
-        async for key in admin.scan_iter("*"):
-            assert await admin.ttl(key) != -1, key  # -1: no TTL (-2: expired since the scan)
-            kind = (await admin.type(key)).decode()
-            if kind == "string":
-                values.append(await admin.get(key) or b"")
-            elif kind == "hash":
-                values.extend((await admin.hgetall(key)).values())
-            elif kind == "list":
-                values.extend(await admin.lrange(key, 0, -1))
-            elif kind == "set":
-                values.extend(await admin.smembers(key))
-            elif kind == "zset":
-                values.extend(await admin.zrange(key, 0, -1))
-        blob = b"\n".join(values)
-        assert CHATTED
-        assert [t for t in CHATTED if t.encode() in blob] == []
-    finally:
-        await admin.aclose()
+    """After the tests above, no key lacks a TTL and no key or value holds any chatted
+    text."""
+    blob = await _redis_blob(redis_server.url)
+    assert CHATTED
+    assert [t for t in CHATTED if t.encode() in blob] == []
 
 
 async def test_room_moves_with_its_listener_when_the_home_node_dies(
@@ -613,18 +680,10 @@ async def test_room_moves_with_its_listener_when_the_home_node_dies(
     # The seat directory is written a moment after a match (asynchronously); a home that
     # dies within that moment takes the listener's claim to the room with it. Here the
     # home dies after the record is written, which is what this test is about.
-    admin = aioredis.Redis.from_url(r.url)
-    try:
-        async def recorded() -> bool:
-            async for key in admin.scan_iter("hearth:seat:*"):
-                rec = msgpack.unpackb(await admin.get(key), raw=False)
-                if rec["role"] == "listener" and room in rec["rooms"]:
-                    return True
-            return False
+    async def recorded() -> bool:
+        return any(room in rec["rooms"] for rec in await _records(r.url, token))
 
-        await eventually(recorded, 5, "the listener's seat record to hold the room")
-    finally:
-        await admin.aclose()
+    await eventually(recorded, 5, "the listener's seat record to hold the room")
 
     n1.stop(signal.SIGKILL)
     back = await Client.connect(n3.ws_url)
