@@ -17,7 +17,7 @@ from matching.native import Compiled
 # The modules a delivered message, a cross-node event or a pairing runs through.
 NATIVE = ("protocol", "connection", "endpoint", "talk", "rooms", "seats", "contact", "risk",
           "metrics", "node", "relay", "relay_redis", "crossnode", "coalesce", "moderation",
-          "home", "pairing")
+          "home", "pairing", "seal")
 
 HERE = Path(__file__).resolve().parent
 _COMPILED = Compiled(__name__, HERE, NATIVE)

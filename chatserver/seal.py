@@ -51,8 +51,6 @@ def secret_key(secret: str, label: str) -> bytes:
 class Sealer:
     """Seals and opens bytes under one key."""
 
-    __slots__ = ("_aead",)
-
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(key)
 

@@ -82,6 +82,8 @@ async def test_a_waiting_note_is_sealed_in_redis_and_opened_by_the_pairing_node(
     assert same.open_text(kept.decode(), "s2") is None  # bound to its seat
     assert [m.ticket.note for m in await b.set_shift(Listener("l1", "b"))] == [note]
     assert [m.ticket.note for m in await c.set_shift(Listener("l2", "c"))] == [None]
+    assert await a.request(Ticket("s3", "a", note="mine")) == []
+    assert [m.ticket.note for m in await a.set_shift(Listener("l3", "a"))] == ["mine"]
 
 
 async def test_racing_nodes_never_exceed_capacity_or_double_match(nodes: Opened) -> None:
