@@ -262,7 +262,8 @@ class CrossNode:
     def record(self, seat: Seat) -> dict[str, Any]:
         """The seat's directory record: its role in the open, and sealed under its
         current resume token (seal.py) all that rebuilds it: its alias, its rooms
-        with their ``matched`` frames (which name the peer), its place and shift."""
+        with their ``matched`` frames (which name the peer), its place (with the
+        note it waits with) and shift."""
         sealer = seat.sealer
         if sealer is None:  # no token issued yet, so nothing could resume it
             return {"role": seat.role}
@@ -275,7 +276,9 @@ class CrossNode:
             elif room_id in seat.remote_rooms:
                 home, remote = seat.remote_rooms[room_id]
                 rooms[room_id] = [home, {k: v for k, v in (remote or {}).items() if k != "note"}]
+        # A waiting seeker's note too: resumed on another node, it asks again with it.
         private = {"alias": seat.alias, "rooms": rooms, "waiting": seat.waiting,
+                   "note": seat.note if seat.waiting else None,
                    "risk": seat.risk, "topic": seat.topic, "language": seat.language,
                    "status": seat.status, "topics": list(seat.topics),
                    "languages": list(seat.languages), "capacity": seat.capacity}
@@ -318,6 +321,7 @@ class CrossNode:
         seat.status, seat.capacity = rec["status"], rec["capacity"]
         seat.topics, seat.languages = tuple(rec["topics"]), tuple(rec["languages"])
         seat.waiting = bool(rec["waiting"])
+        seat.note = rec.get("note")  # not in a record of an earlier version
         for room_id, (home, frame) in rec["rooms"].items():
             if home != self.me:
                 seat.rooms.add(room_id)

@@ -5,9 +5,10 @@ Two things cross nodes through Redis keys rather than only through pub/sub:
 
 - **A seat's directory record**, which lets a seat resume on another node: its
   alias, its rooms (each with the ``matched`` frame, which names the peer),
-  its place in the queue and its shift. It is sealed with a key derived from
-  the seat's current resume token, which only the client holds; a node keeps
-  the key in memory beside the token's digest and the token never. Any node
+  its place in the queue (and the note it waits with) and its shift. It is
+  sealed with a key derived from the seat's current resume token, which only
+  the client holds; a node keeps the key in memory beside the token's digest
+  and the token never. Any node
   that is given the token in a ``hello`` can open the record; Redis, a dump of
   it, a replica or ``MONITOR`` cannot.
 - **A waiting seeker's note**, which a listener's node must show in

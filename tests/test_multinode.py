@@ -347,6 +347,16 @@ async def _records(url: str, token: str) -> list[dict[str, Any]]:
         await admin.aclose()
 
 
+async def _saved(url: str, token: str) -> bool:
+    """The directory holds this resume token's key (written with its seat's record,
+    after it)."""
+    admin = aioredis.Redis.from_url(url)
+    try:
+        return bool(await admin.exists(f"hearth:resume:{tokens.digest(token)}"))
+    finally:
+        await admin.aclose()
+
+
 async def _redis_blob(url: str) -> bytes:
     """Every key and value Redis holds, one per line; and that every key has a TTL."""
     admin = aioredis.Redis.from_url(url)
@@ -626,14 +636,7 @@ async def test_redis_keeps_no_alias_name_or_note_readable(
         records = await _records(redis_server.url, token)
         return sorted(records[0]["rooms"]) if len(records) == 1 else None
 
-    async def saved(token: str) -> bool:  # written with the record, after it
-        admin = aioredis.Redis.from_url(redis_server.url)
-        try:
-            return bool(await admin.exists(f"hearth:resume:{tokens.digest(token)}"))
-        finally:
-            await admin.aclose()
-
-    await eventually(lambda: saved(w.resume), 5, "the waiting seeker's record")
+    await eventually(lambda: _saved(redis_server.url, w.resume), 5, "the waiting seeker's record")
     assert await readable() == []
     assert await rooms(w.resume) == []
     lst = await listener(n1.ws_url, n1.token("listener", name), topics=[topic])
@@ -653,6 +656,30 @@ async def test_redis_keeps_no_alias_name_or_note_readable(
     await say(back, room, "still here after moving", "p1")
     assert (await lst.expect("message", id="p1"))["from"]["alias"] == w.welcome["alias"]
     assert await readable() == []
+    for c in (back, lst):
+        await c.close()
+
+
+async def test_a_waiting_seeker_moved_to_another_node_keeps_its_place_and_note(
+        cluster: Cluster, redis_server: RedisServer) -> None:
+    """A seeker waits on one node with a note, loses its connection and resumes on
+    another: it waits on, and the listener who takes it sees its first words."""
+    n1, n2, n3 = cluster
+    topic = f"topic-{random.getrandbits(32):x}"
+    note = said("my sister stopped calling")
+    w = await seeker(n2.ws_url, topic=topic, note=note)
+    await w.expect("queued")
+    token = w.resume
+    await eventually(lambda: _saved(redis_server.url, token), 5, "the seat's record")
+    w.drop()
+    back = await Client.connect(n1.ws_url)
+    await back.hello(resume=token)
+    assert back.welcome["alias"] == w.welcome["alias"]
+    assert (await back.expect("queued"))["position"] == 1
+    lst = await listener(n3.ws_url, n3.token("listener", "Ana"), topics=[topic])
+    matched = await lst.expect("matched")
+    assert matched["peer"]["alias"] == w.welcome["alias"] and matched["note"] == note
+    assert (await back.expect("matched"))["room"] == matched["room"]
     for c in (back, lst):
         await c.close()
 
