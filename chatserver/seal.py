@@ -8,9 +8,8 @@ Two things cross nodes through Redis keys rather than only through pub/sub:
   its place in the queue (and the note it waits with) and its shift. It is
   sealed with a key derived from the seat's current resume token, which only
   the client holds; a node keeps the key in memory beside the token's digest
-  and the token never. Any node
-  that is given the token in a ``hello`` can open the record; Redis, a dump of
-  it, a replica or ``MONITOR`` cannot.
+  and the token never. Any node that is given the token in a ``hello`` can
+  open the record; Redis, a dump of it, a replica or ``MONITOR`` cannot.
 - **A waiting seeker's note**, which a listener's node must show in
   ``matched`` when it pairs them from another node's queue. It is sealed with a
   key derived from ``HEARTH_SECRET``, which every node of a deployment shares

@@ -452,7 +452,7 @@ class RedisMatcher(Matcher):
         kept = _none(note)
         if kept is not None and self._notes is not None:
             own = self._own_notes.pop(seat, None) if node == self.node_id else None
-            # None: sealed under another secret
+            # open_text: None if it was sealed under another secret
             kept = own if own is not None else self._notes.open_text(kept, seat)
         ticket = Ticket(seat, node, risk, _none(topic), _none(language), kept, float(since))
         return Match(room, ticket, listener, listener_node, max(0.0, now - ticket.since))
