@@ -311,7 +311,7 @@ class CrossNode:
         sealer = seal.Sealer(seal.record_key(token))
         rec = _opened(stored, seat_id, sealer)
         if rec is None:
-            log.warning("a seat record did not open with its resume token")
+            log.warning("a claimed directory record could not be opened; resume refused")
             return None
         seat = self.node.seats.get(seat_id) or Seat(id=seat_id, role=stored["role"],
                                                     alias=rec["alias"])
