@@ -14,7 +14,9 @@ pairing (``INFO commandstats``, reset before each rate; the commands inside
 the Lua scripts are counted too) and Redis's reads from its clients a pairing
 (``total_reads_processed``: about one a round trip, as a client waits for each
 reply before it writes again), the requests sent late (``relay.LATE_S``) and
-the matches that did not come within 10 s (counted, cancelled). Each seeker's
+the matches that did not come within 10 s (counted, cancelled). With
+``--bursts`` it also lists the 100 ms stretches of each window that held
+matches over 10 ms: whether the slow ones come spread out or together. Each seeker's
 loop is the bench's (``relay.pair_until``). Then the closed loop of bench.py (the
 first ``--closed`` seekers, each asking again at once) for comparison, where
 requests come in bursts and the node batches its Redis calls. ``--redis-cpu
@@ -53,8 +55,25 @@ from wsclient import WSClient
 CAPACITY = 5
 
 
+def bursts(tally: Pairings, slow_ms: float = 10.0, width_s: float = 0.1) -> str:
+    """The ``width_s`` stretches of a window that held matches over ``slow_ms``,
+    as ``start s: how many x the worst ms``, by when each pairing ended."""
+    if not tally.done_s:
+        return "no pairings"
+    start = min(tally.done_s) - 1e-9
+    worst: dict[int, list[float]] = {}
+    for done, took in zip(tally.done_s, tally.lat_ns, strict=True):
+        if took / 1e6 > slow_ms:
+            worst.setdefault(int((done - start) / width_s), []).append(took / 1e6)
+    stretches = int((max(tally.done_s) - start) / width_s) + 1
+    return (f"{len(worst)} of {stretches} stretches of {1000 * width_s:.0f} ms held matches "
+            f"over {slow_ms:.0f} ms" + (": " if worst else "")
+            + " ".join(f"{k * width_s:.1f}s: {len(v)} x {max(v):.0f}"
+                       for k, v in sorted(worst.items())))
+
+
 async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
-                rate: float | None, seconds: float) -> str:
+                rate: float | None, seconds: float, show_bursts: bool = False) -> str:
     """One window: an open loop at ``rate`` pairings a second, or with ``rate``
     None a closed loop; one line of what it cost."""
     client = aioredis.Redis.from_url(redis.url)
@@ -88,7 +107,8 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
             f"{'':26} Redis reads a pairing {reads / pairs:.2f}; "
             + (f"{tally.late} of {tally.requests} requests late; " if rate else "")
             + f"{tally.timeouts} timeouts; commands a pairing: "
-            + ", ".join(f"{name} {calls:.2f}" for name, calls in commands if calls >= 0.05))
+            + ", ".join(f"{name} {calls:.2f}" for name, calls in commands if calls >= 0.05)
+            + (f"\n{'':26} {bursts(tally)}" if show_bursts else ""))
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -110,8 +130,10 @@ async def main_async(args: argparse.Namespace) -> int:
         seekers = await gather_limited([lambda: hearth_seeker(server.port)] * args.seekers, 50)
         clients += seekers
         for rate in args.rates:
-            print(await phase(server, redis, seekers, rate, args.seconds), flush=True)
-        print(await phase(server, redis, seekers[:args.closed], None, args.seconds), flush=True)
+            print(await phase(server, redis, seekers, rate, args.seconds, args.bursts),
+                  flush=True)
+        print(await phase(server, redis, seekers[:args.closed], None, args.seconds,
+                          args.bursts), flush=True)
     finally:
         for c in clients:
             c.abort()
@@ -132,6 +154,8 @@ def main() -> int:
     p.add_argument("--redis-cpu", type=int, default=SERVER_CPU,
                    help="the core redis-server is pinned to: the node's, as bench.py has it, "
                         "or another, to see what sharing the core costs")
+    p.add_argument("--bursts", action="store_true",
+                   help="list the 100 ms stretches that held matches over 10 ms")
     args = p.parse_args()
     if args.listeners * CAPACITY < args.seekers:
         p.error(f"--listeners x {CAPACITY} must hold every seeker at once")

@@ -157,6 +157,7 @@ class Pairings:
     """What seekers pairing again and again (:func:`pair_until`) counted."""
 
     lat_ns: list[int] = field(default_factory=list)  # one a pairing (match_and_leave)
+    done_s: list[float] = field(default_factory=list)  # when each ended (perf_counter)
     requests: int = 0  # paced requests sent
     late: int = 0  # of those, sent more than LATE_S after they were due
     timeouts: int = 0
@@ -191,6 +192,7 @@ async def pair_until(seeker: WSClient, deadline: float, tally: Pairings, *,
             seeker.send_json({"type": "cancel"})
             continue
         tally.lat_ns.append(took)
+        tally.done_s.append(time.perf_counter())
 
 
 async def hearth_rooms(seeker_port: int, listener_port: int, token: str, n_rooms: int, *,

@@ -73,7 +73,7 @@ def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
     ``--redis-cpu 1`` moves redis-server off the node's core (it says where it is)."""
     run = subprocess.run(
         [sys.executable, "loadtests/pairing_rates.py", "--rates", "20,40", "--seconds", "0.5",
-         "--seekers", "6", "--listeners", "2", "--closed", "3", "--redis-cpu", "1"],
+         "--seekers", "6", "--listeners", "2", "--closed", "3", "--redis-cpu", "1", "--bursts"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
@@ -94,6 +94,20 @@ def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
     # The seekers' loop (relay.pair_until) counts what it sent and what timed out.
     assert all(" requests late; 0 timeouts;" in line for line in commands[:2]), run.stdout
     assert "0 timeouts;" in commands[2] and "late" not in commands[2], run.stdout
+    # --bursts: each window says which of its 100 ms stretches held slow matches.
+    stretches = [line for line in lines if "stretches of 100 ms held matches over 10 ms" in line]
+    assert len(stretches) == 3, run.stdout
+
+
+def test_bursts_names_the_stretches_that_held_slow_matches() -> None:
+    relay = _loadtool("relay")
+    tally = relay.Pairings(lat_ns=[1_000_000, 12_000_000, 30_000_000, 2_000_000],
+                           done_s=[100.0, 100.05, 100.25, 100.26])
+    assert _loadtool("pairing_rates").bursts(tally) == (
+        "2 of 3 stretches of 100 ms held matches over 10 ms: 0.0s: 1 x 12 0.2s: 1 x 30")
+    fast = relay.Pairings(lat_ns=[1_000_000], done_s=[5.0])
+    assert _loadtool("pairing_rates").bursts(fast) == (
+        "0 of 1 stretches of 100 ms held matches over 10 ms")
 
 
 def _loadtool(name: str) -> Any:
