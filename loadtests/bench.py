@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from procs import Pinned, PinnedRedis, core_contention, pin_self, raise_nofile
+from procs import Pinned, PinnedRedis, core_contention, hold_gc, pin_self, raise_nofile
 from relay import (
     Recorder,
     Rooms,
@@ -148,6 +149,7 @@ def emit(results: list[dict[str, Any]], scenario: str, **fields: Any) -> dict[st
     for path in JSON_OUT:
         with open(path, "a") as f:
             f.write(text + "\n")
+    gc.collect()  # between scenarios, not in their windows (procs.hold_gc)
     return line
 
 
@@ -201,6 +203,7 @@ async def run(plan: Plan, only: set[str] | None) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     nofile = raise_nofile(max(65536, plan.idle * 3))
     pinned = pin_self()
+    hold_gc()
     emit(results, "machine", date=time.strftime("%Y-%m-%d %H:%M:%S %z"), cpus=os.cpu_count(),
          pinned=pinned, nofile=nofile, loadavg=os.getloadavg(), plan=asdict(plan),
          python=sys.version.split()[0],

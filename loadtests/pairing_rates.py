@@ -35,12 +35,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from procs import SERVER_CPU, Pinned, PinnedRedis, cpu_seconds, pin_self, raise_nofile
+from procs import (
+    SERVER_CPU,
+    Pinned,
+    PinnedRedis,
+    cpu_seconds,
+    hold_gc,
+    pin_self,
+    raise_nofile,
+)
 from relay import (
     Pairings,
     gather_limited,
@@ -76,6 +85,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
                 rate: float | None, seconds: float, show_bursts: bool = False) -> str:
     """One window: an open loop at ``rate`` pairings a second, or with ``rate``
     None a closed loop; one line of what it cost."""
+    gc.collect()  # before the window, not in it (procs.hold_gc)
     client = aioredis.Redis.from_url(redis.url)
     await client.config_resetstat()
     reads0 = (await client.info("stats"))["total_reads_processed"]
@@ -113,6 +123,7 @@ async def phase(server: Pinned, redis: PinnedRedis, seekers: list[WSClient],
 
 async def main_async(args: argparse.Namespace) -> int:
     pin_self()
+    hold_gc()
     raise_nofile()
     redis = PinnedRedis(args.redis_cpu)
     redis.start()

@@ -8,6 +8,7 @@ this module only adds ``taskset`` and the /proc readers.
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
 import shutil
@@ -26,7 +27,7 @@ from tests.support.procs import RedisServer, Server, free_port, wait_until  # no
 
 __all__ = ["Pinned", "PinnedRedis", "RedisServer", "free_port", "wait_until", "cpu_seconds",
            "rss_bytes", "pin_self", "raise_nofile", "core_contention", "counted_script",
-           "callgrind_total", "switches",
+           "callgrind_total", "switches", "hold_gc",
            "SERVER_CPU", "LOAD_CPU"]
 
 SERVER_CPU = 0
@@ -128,6 +129,15 @@ def pin_self(cpu: int = LOAD_CPU) -> bool:
         return False
     os.sched_setaffinity(0, {cpu})
     return True
+
+
+def hold_gc() -> None:
+    """No automatic collection in the load's process: call ``gc.collect()`` between
+    windows instead. Its full collections took 10-53 ms (2026-12-07, a
+    ``loadtests/gcwatch`` run of bench.py: six in one run), and every frame in flight
+    meanwhile counts that pause as the server's latency; one in a 5 s window at
+    3,000 pairings a second is enough to set the window's p99."""
+    gc.disable()
 
 
 def raise_nofile(want: int = 65536) -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -348,3 +349,14 @@ def test_safety_cost_prints_each_check_timed_and_counted() -> None:
     assert run.returncode == 0, run.stderr[-2000:]
     name, count = run.stdout.split()[:2]
     assert name == "mask" and int(count.replace(",", "")) > 0, run.stdout
+
+
+def test_hold_gc_leaves_collection_to_the_load_between_windows() -> None:
+    """The load's process makes no automatic collection: its pauses would count as the
+    server's latency (bench.py and pairing_rates.py collect between windows)."""
+    assert gc.isenabled()
+    try:
+        _loadtool("procs").hold_gc()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
