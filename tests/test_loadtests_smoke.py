@@ -7,8 +7,10 @@ import gc
 import importlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +56,17 @@ def test_locust_runs_against_a_real_server(tmp_path: Path) -> None:
     assert (ROOT / "build" / "loadtest" / "one-node.html").stat().st_size > 0
 
 
+def _tool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a load tool (``loadtests/...`` and its arguments) to the end, successfully."""
+    run = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run
+
+
 def test_redis_calls_prints_each_kind_of_call() -> None:
     """redis_calls.py starts its own redis-server and prints a line per kind of call."""
-    run = subprocess.run(
-        [sys.executable, "loadtests/redis_calls.py", "--calls", "20", "--repeat", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool("loadtests/redis_calls.py", "--calls", "20", "--repeat", "1")
     lines = run.stdout.splitlines()
     for label in ("redis-py SET", "redis-py pipeline of 1 SET", "redis-py EVALSHA",
                   "bare socket + hiredis SET", "PUBLISH, pipeline of 1", "PUBLISH, Redis.publish",
@@ -360,3 +367,31 @@ def test_hold_gc_leaves_collection_to_the_load_between_windows() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_stalls_prints_a_line_per_core() -> None:
+    """stalls.py runs a clock-reading loop on each core and says what gaps it saw."""
+    run = _tool("loadtests/stalls.py", "--seconds", "0.5", "--over-ms", "0.05", timeout=30)
+    lines = run.stdout.splitlines()
+    cores = sorted(os.sched_getaffinity(0))
+    assert [line.split(":")[0] for line in lines[:len(cores)]] == [f"core {c}" for c in cores]
+    for line in lines[:len(cores)]:
+        assert " gaps in 0 s (" in line and "worst" in line, line
+    if len(cores) > 1:
+        assert lines[len(cores)].startswith("gaps over 10 ms on every core"), run.stdout
+
+
+def test_stalls_watch_notes_a_gap_it_was_not_running() -> None:
+    """A pause the loop did not make itself (here a sleep from a signal handler stands
+    in for the machine stopping) is noted with its length and when it began."""
+    stalls = _loadtool("stalls")
+    signal.signal(signal.SIGALRM, lambda *_: time.sleep(0.03))
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
+    try:
+        seen = stalls.watch(0.3, 10.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    # The machine may stop the loop now and then on its own: those gaps are not ours.
+    ours = [(at, ms) for at, ms in seen["gaps"] if 30 <= ms < 100 and 0.05 < at < 0.2]
+    assert len(ours) == 1, seen["gaps"]
