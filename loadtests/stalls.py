@@ -5,12 +5,13 @@
 One process a core (``taskset``), each in a loop that reads ``time.perf_counter()``
 and notes every gap between two reads longer than ``--over-ms``: time the
 process was not running, though it never waits. Run it with the machine
-otherwise idle. Gaps that come on every core at once are the whole virtual
-machine stopped; on a host that does not account them as ``steal`` in
-``/proc/stat`` this is the only way to see them. Measured on 2026-12-07
-(docs/performance-log.md, "small hours"): a window of 3,000 pairings a second
-holds ~75 requests in 25 ms, so one such gap can set its p99. Prints, per
-core, the gaps by size and the worst with when they came; never judges.
+otherwise idle. Gaps that come on every core at once are most likely the
+whole virtual machine stopped; on a host that does not account them as
+``steal`` in ``/proc/stat`` this is the only way to see them. Measured on
+2026-12-07 (docs/performance-log.md, "small hours"): at 3,000 pairings a
+second a 25 ms gap holds ~75 requests, and the catch-up after it more, against
+the 150 that a 5 s window's p99 allows over 10 ms. Prints, per core, the gaps
+by size and the worst with when they came; never judges.
 """
 
 from __future__ import annotations
