@@ -19,13 +19,20 @@ import chatserver
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _tool(*args: str, timeout: float = 60,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a load tool (``loadtests/...`` and its arguments) to the end, successfully."""
+    run = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run
+
+
 def test_bench_quick_prints_a_line_per_scenario_and_a_table(tmp_path: Path) -> None:
     """bench.py --quick finishes and prints every scenario as JSON, then the table."""
     out = tmp_path / "bench.jsonl"
-    run = subprocess.run(
-        [sys.executable, "loadtests/bench.py", "--quick", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/bench.py", "--quick", "--json", str(out))
     scenarios = {json.loads(line)["scenario"] for line in out.read_text().splitlines()}
     assert {"machine", "same_node_fixed", "same_node_saturation", "slow_reader", "idle",
             "matching_redis_direct", "matching_redis_server", "cross_node"} <= scenarios
@@ -56,14 +63,6 @@ def test_locust_runs_against_a_real_server(tmp_path: Path) -> None:
     assert (ROOT / "build" / "loadtest" / "one-node.html").stat().st_size > 0
 
 
-def _tool(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run a load tool (``loadtests/...`` and its arguments) to the end, successfully."""
-    run = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                         timeout=timeout)
-    assert run.returncode == 0, run.stderr[-2000:]
-    return run
-
-
 def test_redis_calls_prints_each_kind_of_call() -> None:
     """redis_calls.py starts its own redis-server and prints a line per kind of call."""
     run = _tool("loadtests/redis_calls.py", "--calls", "20", "--repeat", "1")
@@ -79,11 +78,9 @@ def test_pairing_rates_prints_a_line_per_rate_and_the_closed_loop() -> None:
     """pairing_rates.py starts its own redis-server and node, and prints for each rate
     and for the closed loop the pairs it got, their cost, Redis's reads and commands.
     ``--redis-cpu 1`` moves redis-server off the node's core (it says where it is)."""
-    run = subprocess.run(
-        [sys.executable, "loadtests/pairing_rates.py", "--rates", "20,40", "--seconds", "0.5",
-         "--seekers", "6", "--listeners", "2", "--closed", "3", "--redis-cpu", "1", "--bursts"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/pairing_rates.py", "--rates", "20,40", "--seconds", "0.5",
+        "--seekers", "6", "--listeners", "2", "--closed", "3", "--redis-cpu", "1", "--bursts")
     lines = run.stdout.splitlines()
     if _loadtool("procs").HAS_TASKSET:
         assert lines[0] == "redis-server on cores [1], the node on core 0", run.stdout
@@ -218,11 +215,9 @@ def test_cross_node_is_set_against_its_own_floor_windows_when_it_has_them() -> N
 def test_relay_flush_prints_a_line_per_gap() -> None:
     """relay_flush.py starts its own redis-server and two relay processes per gap,
     and prints a line per gap."""
-    run = subprocess.run(
-        [sys.executable, "loadtests/relay_flush.py", "--gaps", "5,10", "--seconds", "0.5",
-         "--rate", "200"],
-        cwd=ROOT, capture_output=True, text=True, timeout=90)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/relay_flush.py", "--gaps", "5,10", "--seconds", "0.5",
+        "--rate", "200", timeout=90)
     lines = run.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["gap    5 ms", "gap   10 ms"], run.stdout
     assert all("flushes/s" in line and "ms CPU/s" in line for line in lines), run.stdout
@@ -233,11 +228,9 @@ def test_compare_prints_each_tree_and_the_floor_on_one_node_and_across_two() -> 
     nodes and a Redis of its own, and prints a line for each (across two, a line more
     with each process's part)."""
     for cross in ([], ["--cross"]):
-        run = subprocess.run(
-            [sys.executable, "loadtests/compare.py", *cross, ".", "--rooms", "4", "--rate",
-             "400", "--seconds", "1", "--repeat", "1"],
-            cwd=ROOT, capture_output=True, text=True, timeout=90)
-        assert run.returncode == 0, run.stderr[-2000:]
+        run = _tool(
+            "loadtests/compare.py", *cross, ".", "--rooms", "4", "--rate",
+            "400", "--seconds", "1", "--repeat", "1", timeout=90)
         lines = run.stdout.splitlines()
         # Across two nodes, a second line splits the tree's CPU over its processes.
         expected = [str(ROOT), "node", "floor"] if cross else [str(ROOT), "floor"]
@@ -253,11 +246,9 @@ def test_soak_prints_checkpoints_and_ends_with_nothing_open() -> None:
     """soak.py on both backends runs its sessions, prints a line per checkpoint, and
     finds no room open on the node once the lost seats' resume windows have run out."""
     for backend in ([], ["--redis"]):
-        run = subprocess.run(
-            [sys.executable, "loadtests/soak.py", "--sessions", "30", "--every", "10",
-             "--at-once", "10", *backend],
-            cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr[-2000:]
+        run = _tool(
+            "loadtests/soak.py", "--sessions", "30", "--every", "10",
+            "--at-once", "10", *backend)
         lines = [json.loads(line) for line in run.stdout.splitlines()]
         done = [line["sessions"] for line in lines[:-1]]  # sessions end a few at a time
         assert len(done) == 3 and done[-1] == 30 and all(n >= 10 * (i + 1)
@@ -269,11 +260,9 @@ def test_soak_prints_checkpoints_and_ends_with_nothing_open() -> None:
 def test_instructions_counts_hearth_and_the_floor_under_callgrind(tmp_path: Path) -> None:
     """instructions.py runs Hearth and the floor under valgrind, counts a window of
     each, and keeps the dumps it was asked to; a bare relay executes less a message."""
-    run = subprocess.run(
-        [sys.executable, "loadtests/instructions.py", ".", "--rooms", "2", "--rate", "5",
-         "--seconds", "2", "--keep", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/instructions.py", ".", "--rooms", "2", "--rate", "5",
+        "--seconds", "2", "--keep", str(tmp_path), timeout=180)
     counts = {}
     for line in run.stdout.splitlines()[1:]:
         name, _, rest = line.partition(" net ")
@@ -287,11 +276,9 @@ def test_instructions_counts_hearth_and_the_floor_under_callgrind(tmp_path: Path
 def test_match_instructions_counts_pairings_through_a_node_on_redis(tmp_path: Path) -> None:
     """match_instructions.py runs a node on its own Redis under valgrind, pairs and
     unpairs seekers, and prints instructions a pairing; the dump is kept as asked."""
-    run = subprocess.run(
-        [sys.executable, "loadtests/match_instructions.py", ".", "--pairs", "8",
-         "--seekers", "2", "--listeners", "1", "--idle", "1", "--keep", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/match_instructions.py", ".", "--pairs", "8",
+        "--seekers", "2", "--listeners", "1", "--idle", "1", "--keep", str(tmp_path), timeout=180)
     line = run.stdout.splitlines()[1]
     assert line.startswith(f"0:{ROOT}  net "), run.stdout
     assert int(line.split()[2].replace(",", "")) > 0 and " pairs 8 " in line, run.stdout
@@ -301,11 +288,9 @@ def test_match_instructions_counts_pairings_through_a_node_on_redis(tmp_path: Pa
 def test_redis_instructions_counts_a_pairings_scripts_in_redis(tmp_path: Path) -> None:
     """redis_instructions.py runs redis-server under valgrind, pairs through the tree's
     own matcher, and prints redis-server's instructions a pairing; the dump is kept."""
-    run = subprocess.run(
-        [sys.executable, "loadtests/redis_instructions.py", ".", "--pairs", "12", "--few", "4",
-         "--keep", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/redis_instructions.py", ".", "--pairs", "12", "--few", "4",
+        "--keep", str(tmp_path), timeout=180)
     line = run.stdout.splitlines()[1]
     assert line.startswith(f"0:{ROOT}  "), run.stdout
     assert int(line.split()[1].replace(",", "")) > 0, run.stdout
@@ -318,19 +303,16 @@ def test_core_cost_prints_each_mode_timed_and_counted() -> None:
     core mode replaces functions that compiled modules would not see, which it
     refuses to do on them."""
     pure = {**os.environ, "HEARTH_PURE": "1"}
-    run = subprocess.run(
-        [sys.executable, "loadtests/core_cost.py", "--messages", "300", "--mode", "bare",
-         "--mode", "core", "--mode", "full"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=pure)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/core_cost.py", "--messages", "300", "--mode", "bare",
+        "--mode", "core", "--mode", "full", timeout=120, env=pure)
     lines = run.stdout.splitlines()
     assert [line.split(" us a message, ")[1].split(" (")[0] for line in lines] == [
         "a bare relay loop on the same harness", "without masking and scoring", "as it is"]
     assert all(float(line.split()[0]) > 0 for line in lines)
-    run = subprocess.run(
-        [sys.executable, "loadtests/core_cost.py", "--messages", "100", "--instructions",
-         "--mode", "core"], cwd=ROOT, capture_output=True, text=True, timeout=180, env=pure)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/core_cost.py", "--messages", "100", "--instructions",
+        "--mode", "core", timeout=180, env=pure)
     assert int(run.stdout.split()[0].replace(",", "")) > 0, run.stdout
     run = subprocess.run(
         [sys.executable, "loadtests/core_cost.py", "--messages", "100", "--mode", "core"],
@@ -345,15 +327,12 @@ def test_safety_cost_prints_each_check_timed_and_counted() -> None:
     """safety_cost.py times masking and scoring on the bench texts and on the labelled
     set, and counts a check's instructions under valgrind."""
     for texts in ("bench", "labelled"):
-        run = subprocess.run(
-            [sys.executable, "loadtests/safety_cost.py", "--texts", texts, "--rounds", "2"],
-            cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr[-2000:]
+        run = _tool(
+            "loadtests/safety_cost.py", "--texts", texts, "--rounds", "2")
         assert [line.split()[0] for line in run.stdout.splitlines()] == ["mask", "score"]
-    run = subprocess.run(
-        [sys.executable, "loadtests/safety_cost.py", "--instructions", "--only", "mask",
-         "--rounds", "2"], cwd=ROOT, capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stderr[-2000:]
+    run = _tool(
+        "loadtests/safety_cost.py", "--instructions", "--only", "mask",
+        "--rounds", "2", timeout=180)
     name, count = run.stdout.split()[:2]
     assert name == "mask" and int(count.replace(",", "")) > 0, run.stdout
 
