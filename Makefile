@@ -49,11 +49,12 @@ $(STAMP): pyproject.toml setup.py
 # Python's headers.
 # mypyc's incremental cache (build/mypyc) can crash a build after some edits
 # ("ValueError: value is not in list"): a failed build is tried once more without it.
+BUILD_NATIVE = HEARTH_NATIVE=1 $(BIN)/python setup.py -q build_ext --inplace --force -j 2
 $(NATIVE): $(STAMP) setup.py $(wildcard chatserver/*.py matching/*.py)
 	rm -f chatserver/*.so matching/*.so
-	HEARTH_NATIVE=1 $(BIN)/python setup.py -q build_ext --inplace --force -j 2 || \
+	$(BUILD_NATIVE) || \
 	  { echo "make native: building again without mypyc's cache"; rm -rf build/mypyc; \
-	    HEARTH_NATIVE=1 $(BIN)/python setup.py -q build_ext --inplace --force -j 2; } || \
+	    $(BUILD_NATIVE); } || \
 	  { rm -f chatserver/*.so matching/*.so; exit 1; }  # all or none: they expect each other
 	touch $@
 
