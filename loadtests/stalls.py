@@ -10,8 +10,11 @@ whole virtual machine stopped; on a host that does not account them as
 ``steal`` in ``/proc/stat`` this is the only way to see them. Measured on
 2026-12-07 (docs/performance-log.md, "small hours"): at 3,000 pairings a
 second a 25 ms gap holds ~75 requests, and the catch-up after it more, against
-the 150 that a 5 s window's p99 allows over 10 ms. Prints, per core, the gaps
-by size and the worst with when they came; never judges.
+the 150 that a 5 s window's p99 allows over 10 ms. It watches the cores it may
+run on, so ``taskset -c 0`` watches core 0 alone and leaves the other idle: on
+the morning's host (docs/performance-log.md, "morning") the 100 ms stops came
+only while every core ran flat out. Prints, per core, the gaps by size and the
+worst with when they came; never judges.
 """
 
 from __future__ import annotations
