@@ -16,7 +16,7 @@ every 64 messages, as under load). ``--mode core`` replaces masking and
 scoring with no-ops: what the relay core alone costs; ``--mode bare`` runs a
 read loop that only sends each frame on to two members, on the same harness:
 what the harness itself costs, to subtract. ``--instructions`` runs this
-script twice under callgrind, with and without the measured messages, and
+script twice under callgrind, at once, with and without the measured messages, and
 divides the difference by the messages: the same from run to run (under a
 fixed hash seed, as set and dict order moves the count). It measures the
 modules as they are imported: compiled with mypyc when built (``make native``),
@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
 sys.path.insert(0, str(ROOT / "loadtests"))
 
 import uvloop  # noqa: E402
-from procs import counted_script  # noqa: E402
+from procs import counted_scripts  # noqa: E402
 from texts import TEXTS  # noqa: E402
 
 from chatserver import endpoint, protocol  # noqa: E402
@@ -160,8 +160,9 @@ def measure(mode: str, messages: int, timed: bool) -> float:
 
 
 def counted(mode: str, messages: int) -> float:
-    with_them = counted_script(__file__, "--call", str(messages), "--mode", mode)
-    return (with_them - counted_script(__file__, "--call", "0", "--mode", mode)) / messages
+    with_them, without = counted_scripts(__file__, ("--call", str(messages), "--mode", mode),
+                                         ("--call", "0", "--mode", mode))
+    return (with_them - without) / messages
 
 
 def main() -> int:

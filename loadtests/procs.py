@@ -17,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +29,7 @@ from tests.support.procs import RedisServer, Server, free_port, wait_until  # no
 
 __all__ = ["Pinned", "PinnedRedis", "RedisServer", "free_port", "wait_until", "cpu_seconds",
            "rss_bytes", "pin_self", "raise_nofile", "core_contention", "counted_script",
+           "counted_scripts",
            "callgrind_total", "switches", "hold_gc",
            "SERVER_CPU", "LOAD_CPU"]
 
@@ -195,6 +198,14 @@ def counted_script(script: str, *args: str) -> int:
     if total is None:
         raise RuntimeError(f"callgrind wrote no complete dump for {script}")
     return total
+
+
+def counted_scripts(script: str, *runs: Sequence[str]) -> list[int]:
+    """``counted_script`` of ``script`` with each of ``runs`` as its arguments, all at
+    once: callgrind counts instructions, which the other runs do not move, so the
+    two runs a difference needs take the time of one on two cores."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        return list(pool.map(lambda args: counted_script(script, *args), runs))
 
 
 def callgrind_total(dump: Path) -> int | None:

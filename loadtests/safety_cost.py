@@ -7,7 +7,7 @@
 The texts are the bench's (``texts.py``: ordinary chat, what the relay
 scenarios send) or the scorer's labelled set (``tests/data/risk_labelled.tsv``).
 ``--instructions`` runs this script twice under ``valgrind --tool=callgrind``
-(``procs.counted_script``), each calling the function once per text to warm
+(``procs.counted_scripts``, the two at once), each calling the function once per text to warm
 its caches, then ``--rounds`` times more over the texts in one run and not at
 all in the other, and divides the difference by the calls made: user-space
 instructions a message, the same from run to run (the hash seed is fixed),
@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 
 sys.path.insert(0, str(ROOT / "loadtests"))
 
-from procs import counted_script  # noqa: E402
+from procs import counted_scripts  # noqa: E402
 from texts import TEXTS  # noqa: E402
 
 from chatserver import contact, risk  # noqa: E402
@@ -63,8 +63,8 @@ def run_calls(name: str, corpus: list[str], rounds: int) -> None:
 
 def counted(name: str, which: str, rounds: int) -> float:
     """Instructions a call of ``name``, from two callgrind runs of this script."""
-    runs = [counted_script(__file__, "--call", name, "--texts", which, "--rounds", str(n))
-            for n in (rounds, 0)]
+    runs = counted_scripts(__file__, *(("--call", name, "--texts", which, "--rounds", str(n))
+                                       for n in (rounds, 0)))
     return (runs[0] - runs[1]) / (rounds * len(texts(which)))
 
 
