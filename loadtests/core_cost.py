@@ -16,9 +16,9 @@ every 64 messages, as under load). ``--mode core`` replaces masking and
 scoring with no-ops: what the relay core alone costs; ``--mode bare`` runs a
 read loop that only sends each frame on to two members, on the same harness:
 what the harness itself costs, to subtract. ``--instructions`` runs this
-script twice under callgrind, at once, with and without the measured messages, and
-divides the difference by the messages: the same from run to run (under a
-fixed hash seed, as set and dict order moves the count). It measures the
+script twice under callgrind, at once, with and without the measured
+messages, and divides the difference by the messages: the same from run to
+run (under a fixed hash seed, as set and dict order moves the count). It measures the
 modules as they are imported: compiled with mypyc when built (``make native``),
 the Python sources with ``HEARTH_PURE=1``, which ``--mode core`` needs.
 """

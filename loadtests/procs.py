@@ -203,7 +203,7 @@ def counted_script(script: str, *args: str) -> int:
 def counted_scripts(script: str, *runs: Sequence[str]) -> list[int]:
     """``counted_script`` of ``script`` with each of ``runs`` as its arguments, all at
     once: callgrind counts instructions, which the other runs do not move, so the
-    two runs a difference needs take the time of one on two cores."""
+    two runs a difference needs take about the time of one on two cores."""
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
         return list(pool.map(lambda args: counted_script(script, *args), runs))
 
