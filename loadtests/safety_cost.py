@@ -9,11 +9,11 @@ scenarios send) or the scorer's labelled set (``tests/data/risk_labelled.tsv``).
 ``--instructions`` runs this script twice under ``valgrind --tool=callgrind``
 (``procs.counted_scripts``, the two at once), each calling the function once
 per text to warm its caches, then ``--rounds`` times more over the texts in
-one run and not at all in the other, and divides the difference by the calls made: user-space
-instructions a message, the same from run to run (the hash seed is fixed),
-whatever else the host does (CPU time on this machine moves by +-10 %;
-docs/performance.md, "Noise"). Warm figures both: in the server the caches
-are colder and each costs more (docs/performance.md).
+one run and not at all in the other, and divides the difference by the calls
+made: user-space instructions a message, the same from run to run (the hash
+seed is fixed), whatever else the host does (CPU time on this machine moves
+by +-10 %; docs/performance.md, "Noise"). Warm figures both: in the server
+the caches are colder and each costs more (docs/performance.md).
 """
 
 from __future__ import annotations
