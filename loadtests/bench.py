@@ -7,7 +7,8 @@ Servers (Hearth, the floor, redis-server) run pinned to core 0, this process
 (the load, an asyncio client with hand-rolled framing, ``wsclient.py``) to core
 1. Hearth is started with ``--rate 1000/1`` so that its per-connection rate
 limit (10 messages / 10 s by default) does not cap the load. One JSON line per
-scenario goes to stdout as it finishes, then a table with every Hearth figure
+scenario goes to stdout as it finishes, with the share of the cores' time the
+hypervisor took meanwhile (``steal_pct``), then a table with every Hearth figure
 next to the floor's and its ratio, and the targets.
 
 Scenarios: same-node relay at 1,000 rooms x 1 message/s each way (repeated,
@@ -33,7 +34,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from procs import Pinned, PinnedRedis, core_contention, hold_gc, pin_self, raise_nofile
+from procs import (
+    Pinned,
+    PinnedRedis,
+    core_contention,
+    hold_gc,
+    machine_ticks,
+    pin_self,
+    raise_nofile,
+    steal_pct,
+)
 from relay import (
     Recorder,
     Rooms,
@@ -141,7 +151,17 @@ async def saturate(pids: list[int], rooms: Rooms, recorder: Recorder, plan: Plan
 JSON_OUT: list[str] = []  # a file to append each line to as it comes (--json)
 
 
+_TICKS: list[tuple[int, int]] = []  # the machine's ticks when the last line was emitted
+
+
 def emit(results: list[dict[str, Any]], scenario: str, **fields: Any) -> dict[str, Any]:
+    """Print and keep one scenario's line, with the share of the cores' time the
+    hypervisor took since the line before (``steal_pct``: the scenario and its set-up;
+    on a shared host a scenario measured while it took a large share is noise)."""
+    ticks = machine_ticks()
+    if _TICKS:
+        fields["steal_pct"] = steal_pct(_TICKS[-1], ticks)
+    _TICKS[:] = [ticks]
     line = {"scenario": scenario, **fields}
     results.append(line)
     text = json.dumps(line)

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 from tests.support.procs import RedisServer, Server, free_port, wait_until  # noqa: E402
 
 __all__ = ["Pinned", "PinnedRedis", "RedisServer", "free_port", "wait_until", "cpu_seconds",
+           "machine_ticks", "steal_pct",
            "rss_bytes", "pin_self", "raise_nofile", "core_contention", "counted_script",
            "counted_scripts",
            "callgrind_total", "switches", "hold_gc",
@@ -103,6 +104,24 @@ def cpu_seconds(pid: int | str = "self") -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(all the cores' ticks, the ticks the hypervisor took from them: ``steal``) since
+    boot, from the ``cpu`` line of ``/proc/stat``."""
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu "):
+                user, nice, system, idle, iowait, irq, softirq, steal = map(int, line.split()[1:9])
+                return user + nice + system + idle + iowait + irq + softirq + steal, steal
+    raise RuntimeError("/proc/stat has no cpu line")
+
+
+def steal_pct(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """The share of the cores' time the hypervisor took between two ``machine_ticks``,
+    in percent; None when no tick passed."""
+    ticks = after[0] - before[0]
+    return round(100 * (after[1] - before[1]) / ticks, 1) if ticks > 0 else None
 
 
 def _status(pid: int | str, *names: str) -> dict[str, int]:

@@ -167,5 +167,11 @@ def render(results: list[dict[str, Any]]) -> str:
         if contention:
             title += (f", a busy loop on the load core slows the server core "
                       f"{contention:.2f}x")
+        stolen = [(r["steal_pct"], r["scenario"]) for r in results
+                  if r.get("steal_pct") is not None]
+        if stolen:
+            pct, scenario = max(stolen)
+            title += (f", the most the hypervisor took of the cores' time (steal) in one "
+                      f"scenario {pct:.1f} % ({scenario})")
         title += "\n\n"
     return title + "\n".join([line(head), sep, *(line(r) for r in body)])

@@ -52,6 +52,10 @@ def test_bench_quick_prints_a_line_per_scenario_and_a_table(tmp_path: Path) -> N
     (match,) = [json.loads(line) for line in out.read_text().splitlines()
                 if json.loads(line)["scenario"] == "matching_redis_server"]
     assert match["paced_requests"] > 0 and 0 <= match["paced_late"] <= match["paced_requests"]
+    # Every scenario says how much the hypervisor took while it ran; the title the most.
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(0 <= line["steal_pct"] <= 100 for line in lines[1:]), lines
+    assert "steal) in one scenario" in run.stdout
     assert "| scenario" in run.stdout
 
 
@@ -167,6 +171,35 @@ def test_a_pairing_through_a_node_is_set_against_the_floors_cost_of_its_frames()
     (row,) = [r for r in _rows([_FIXED, server]) if r[1].startswith("node CPU us / pairing")]
     assert row[2:5] == (220.0, 200.0, 1.1)
     assert [r[2] for r in _rows([_FIXED, server]) if r[1].startswith("Redis CPU")] == [80.0]
+
+
+def test_the_table_names_the_scenario_the_hypervisor_took_most_from() -> None:
+    """Each scenario's line carries the steal since the line before; the title names
+    the largest, so a run measured while the host was busy says so itself."""
+    machine = {"scenario": "machine", "date": "d", "cpus": 2, "pinned": True,
+               "loadavg": [0.1, 0.1, 0.1]}
+    idle = {"scenario": "idle", "connections": 10, "hearth": {"rss_per_conn_kib": 21.0},
+            "floor": {"rss_per_conn_kib": 24.0}}
+    lines = [machine, {**idle, "steal_pct": 0.3}, {**_FIXED, "steal_pct": 27.4},
+             {**idle, "steal_pct": 2.0}]
+    title = _loadtool("report").render(lines).split("\n")[0]
+    assert title.endswith("steal) in one scenario 27.4 % (same_node_fixed)"), title
+    assert "steal" not in _loadtool("report").render([machine, _FIXED]).split("\n")[0]
+
+
+def test_steal_is_the_hypervisors_share_of_the_ticks_between_two_readings() -> None:
+    """machine_ticks reads /proc/stat's cpu line; steal_pct is its share of the ticks
+    that passed between two readings, None when none did."""
+    procs = _loadtool("procs")
+    assert procs.steal_pct((1000, 40), (1200, 70)) == 15.0
+    assert procs.steal_pct((1000, 40), (1000, 40)) is None
+    before = procs.machine_ticks()
+    end = time.monotonic() + 0.1
+    while time.monotonic() < end:
+        pass
+    after = procs.machine_ticks()
+    assert after[0] > before[0] >= before[1] >= 0 and after[1] >= before[1]
+    assert 0 <= procs.steal_pct(before, after) <= 100
 
 
 def test_the_paced_matching_row_says_how_many_requests_went_out_late() -> None:
