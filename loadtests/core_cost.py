@@ -18,9 +18,10 @@ read loop that only sends each frame on to two members, on the same harness:
 what the harness itself costs, to subtract. ``--instructions`` runs this
 script twice under callgrind, at once, with and without the measured
 messages, and divides the difference by the messages: the same from run to
-run (under a fixed hash seed, as set and dict order moves the count). It measures the
-modules as they are imported: compiled with mypyc when built (``make native``),
-the Python sources with ``HEARTH_PURE=1``, which ``--mode core`` needs.
+run (under a fixed hash seed, as set and dict order moves the count). It
+measures the modules as they are imported: compiled with mypyc when built
+(``make native``), the Python sources with ``HEARTH_PURE=1``, which ``--mode
+core`` needs.
 """
 
 from __future__ import annotations

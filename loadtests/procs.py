@@ -29,8 +29,8 @@ from tests.support.procs import RedisServer, Server, free_port, wait_until  # no
 
 __all__ = ["Pinned", "PinnedRedis", "RedisServer", "free_port", "wait_until", "cpu_seconds",
            "machine_ticks", "steal_pct",
-           "rss_bytes", "pin_self", "raise_nofile", "core_contention", "counted_script",
-           "counted_scripts",
+           "rss_bytes", "pin_prefix", "pin_self", "raise_nofile", "core_contention",
+           "counted_script", "counted_scripts",
            "callgrind_total", "switches", "hold_gc",
            "SERVER_CPU", "LOAD_CPU"]
 
@@ -40,7 +40,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 HAS_TASKSET = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 
 
-def _pin_prefix(cpu: int | None) -> list[str]:
+def pin_prefix(cpu: int | None) -> list[str]:
+    """``taskset -c CPU`` to put before a command, or nothing without taskset."""
     return ["taskset", "-c", str(cpu)] if cpu is not None and HAS_TASKSET else []
 
 
@@ -66,7 +67,7 @@ class Pinned(Server):
             target = [str(ROOT / "loadtests" / "floor.py")]
         else:
             target = ["-m", "chatserver"]
-        cmd = [*_pin_prefix(self.cpu), *self.wrap, sys.executable, *target,
+        cmd = [*pin_prefix(self.cpu), *self.wrap, sys.executable, *target,
                "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
@@ -185,7 +186,7 @@ def core_contention(pairs: int = 8, steps: int = 2_000_000) -> float | None:
            "print(time.perf_counter() - t)"
 
     def timed() -> float:
-        out = subprocess.run([*_pin_prefix(SERVER_CPU), sys.executable, "-c", work],
+        out = subprocess.run([*pin_prefix(SERVER_CPU), sys.executable, "-c", work],
                              capture_output=True, text=True, check=True, timeout=60)
         return float(out.stdout)
 
@@ -193,7 +194,7 @@ def core_contention(pairs: int = 8, steps: int = 2_000_000) -> float | None:
     loaded: list[float] = []
     for _ in range(pairs):
         alone.append(timed())
-        busy = subprocess.Popen([*_pin_prefix(LOAD_CPU), sys.executable, "-c",
+        busy = subprocess.Popen([*pin_prefix(LOAD_CPU), sys.executable, "-c",
                                  "while True: pass"])
         try:
             time.sleep(0.3)  # until the busy loop runs (the interpreter's start-up)

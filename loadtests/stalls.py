@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
+
+from procs import pin_prefix
 
 BINS_MS = (2, 5, 10, 20, 50)
 
@@ -56,9 +57,7 @@ def main() -> int:
         print(json.dumps(watch(args.seconds, args.over_ms)))
         return 0
     cores = sorted(os.sched_getaffinity(0))
-    pin = shutil.which("taskset")
-    children = [subprocess.Popen([*([pin, "-c", str(core)] if pin else []), sys.executable,
-                                  __file__,
+    children = [subprocess.Popen([*pin_prefix(core), sys.executable, __file__,
                                   "--child", "--seconds", str(args.seconds),
                                   "--over-ms", str(args.over_ms)],
                                  stdout=subprocess.PIPE, text=True) for core in cores]
