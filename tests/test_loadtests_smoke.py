@@ -404,6 +404,30 @@ def test_stalls_watches_only_the_cores_it_may_run_on() -> None:
     assert len(lines) == 1 and lines[0].startswith(f"core {core}: "), run.stdout
 
 
+def test_stalls_keeps_a_core_it_does_not_watch_busy() -> None:
+    """``--busy-core`` spins on a core outside the watched ones for ``--busy-pct`` of
+    every 10 ms and says how much it ran; a watched core is refused."""
+    watched, busy = sorted(os.sched_getaffinity(0))[:2]  # the bench needs two cores too
+    run = _tool("loadtests/stalls.py", "--seconds", "0.5", "--busy-core", str(busy),
+                "--busy-pct", "80", timeout=30, cores={watched})
+    lines = run.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"core {watched}: "), run.stdout
+    prefix = f"core {busy} kept busy 80 % of every 10 ms: it ran "
+    assert lines[1].startswith(prefix) and lines[1].endswith(" % of the time"), run.stdout
+    assert 50 <= int(lines[1][len(prefix):].split()[0]) <= 100, run.stdout
+    refused = subprocess.run([sys.executable, "loadtests/stalls.py", "--seconds", "0.1",
+                              "--busy-core", str(watched)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30)
+    assert refused.returncode == 2 and "is watched" in refused.stderr, refused.stderr
+
+
+def test_stalls_spin_runs_its_share_of_the_time() -> None:
+    """The spinner runs about the share it is asked for, not all or none of it."""
+    spin = _loadtool("stalls").spin
+    half, idle = spin(0.3, 50)["ran"], spin(0.1, 0)["ran"]
+    assert 0.3 <= half <= 0.7 and idle < 0.2, (half, idle)
+
+
 def test_stalls_watch_notes_a_gap_it_was_not_running() -> None:
     """A pause the loop did not make itself (here a sleep from a signal handler stands
     in for the machine stopping) is noted with its length and when it began."""
