@@ -90,6 +90,8 @@ def main() -> int:
         if args.busy_core in cores:
             p.error(f"core {args.busy_core} is watched; watch others (taskset -c) to keep it "
                     "busy")
+        if not 0 <= args.busy_core < (os.cpu_count() or 1):
+            p.error(f"there is no core {args.busy_core}")
         spinner = subprocess.Popen([*pin_prefix(args.busy_core), sys.executable, __file__,
                                     "--spin", "--seconds", str(args.seconds),
                                     "--busy-pct", str(args.busy_pct)],

@@ -406,7 +406,8 @@ def test_stalls_watches_only_the_cores_it_may_run_on() -> None:
 
 def test_stalls_keeps_a_core_it_does_not_watch_busy() -> None:
     """``--busy-core`` spins on a core outside the watched ones for ``--busy-pct`` of
-    every 10 ms and says how much it ran; a watched core is refused."""
+    every 10 ms and says how much it ran; a watched core, or one the machine lacks, is
+    refused."""
     watched, busy = sorted(os.sched_getaffinity(0))[:2]  # the bench needs two cores too
     run = _tool("loadtests/stalls.py", "--seconds", "0.5", "--busy-core", str(busy),
                 "--busy-pct", "80", timeout=30, cores={watched})
@@ -419,6 +420,11 @@ def test_stalls_keeps_a_core_it_does_not_watch_busy() -> None:
                               "--busy-core", str(watched)], cwd=ROOT, capture_output=True,
                              text=True, timeout=30)
     assert refused.returncode == 2 and "is watched" in refused.stderr, refused.stderr
+    absent = subprocess.run([sys.executable, "loadtests/stalls.py", "--seconds", "0.1",
+                             "--busy-core", str(os.cpu_count())], cwd=ROOT,
+                            capture_output=True, text=True, timeout=30,
+                            preexec_fn=lambda: os.sched_setaffinity(0, {watched}))
+    assert absent.returncode == 2 and "no core" in absent.stderr, absent.stderr
 
 
 def test_stalls_spin_runs_its_share_of_the_time() -> None:
