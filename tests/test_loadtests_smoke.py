@@ -20,13 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tool(*args: str, timeout: float = 60, env: dict[str, str] | None = None,
-          cores: set[int] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a load tool (``loadtests/...`` and its arguments) to the end, successfully;
-    on ``cores`` only, when given (as ``taskset -c`` would)."""
+          cores: set[int] | None = None, status: int = 0) -> subprocess.CompletedProcess[str]:
+    """Run a load tool (``loadtests/...`` and its arguments) to the end, ending with
+    ``status`` (successfully unless told); on ``cores`` only, when given (as
+    ``taskset -c`` would)."""
     pin = None if cores is None else (lambda: os.sched_setaffinity(0, cores))
     run = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
                          timeout=timeout, env=env, preexec_fn=pin)
-    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.returncode == status, run.stderr[-2000:]
     return run
 
 
@@ -416,15 +417,12 @@ def test_stalls_keeps_a_core_it_does_not_watch_busy() -> None:
     prefix = f"core {busy} kept busy 80 % of every 10 ms: it ran "
     assert lines[1].startswith(prefix) and lines[1].endswith(" % of the time"), run.stdout
     assert 50 <= int(lines[1][len(prefix):].split()[0]) <= 100, run.stdout
-    refused = subprocess.run([sys.executable, "loadtests/stalls.py", "--seconds", "0.1",
-                              "--busy-core", str(watched)], cwd=ROOT, capture_output=True,
-                             text=True, timeout=30)
-    assert refused.returncode == 2 and "is watched" in refused.stderr, refused.stderr
-    absent = subprocess.run([sys.executable, "loadtests/stalls.py", "--seconds", "0.1",
-                             "--busy-core", str(os.cpu_count())], cwd=ROOT,
-                            capture_output=True, text=True, timeout=30,
-                            preexec_fn=lambda: os.sched_setaffinity(0, {watched}))
-    assert absent.returncode == 2 and "no core" in absent.stderr, absent.stderr
+    refused = _tool("loadtests/stalls.py", "--seconds", "0.1", "--busy-core", str(watched),
+                    timeout=30, status=2)
+    assert "is watched" in refused.stderr, refused.stderr
+    absent = _tool("loadtests/stalls.py", "--seconds", "0.1", "--busy-core",
+                   str(os.cpu_count()), timeout=30, cores={watched}, status=2)
+    assert "no core" in absent.stderr, absent.stderr
 
 
 def test_stalls_spin_runs_its_share_of_the_time() -> None:
